@@ -1,0 +1,122 @@
+"""The one CNN definition, per-dataset constants, and self-describing checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "vision-ai-cnn/1"  # bumped whenever the checkpoint layout changes
+
+# Normalisation constants are the training-set pixel statistics (pixel/255).
+DATASETS: dict[str, dict[str, Any]] = {
+    "mnist": {
+        "labels": [str(i) for i in range(10)],
+        "mean": 0.1307,
+        "std": 0.3081,
+        "style": "digit",
+    },
+    "fmnist": {
+        "labels": [
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        ],
+        "mean": 0.2860,
+        "std": 0.3530,
+        "style": "clothing",
+    },
+}
+
+
+class CheckpointError(ValueError):
+    """The file is not a checkpoint this code can serve."""
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3 convs with BatchNorm, then 2x2 max-pool (halves the side)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class Net(nn.Module):
+    """Input N x 1 x 28 x 28 normalised floats; output N x num_classes logits."""
+
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 256,
+                 dropout: float = 0.3, num_classes: int = 10):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(_block(1, c1), _block(c1, c2))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * 7 * 7, hidden),
+            nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def normalise(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 (or 0-255 float) pixels -> the float input the network was trained on."""
+    x = pixels.float().div_(255.0)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return x.sub_(mean).div_(std)
+
+
+def file_sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_checkpoint(path: Path | str, model: nn.Module, arch: dict, dataset: str, **meta) -> str:
+    """Write weights + everything needed to rebuild and describe them; return the file's sha256."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    spec = DATASETS[dataset]
+    payload = {
+        "format": FORMAT,
+        "model_args": arch,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": {"dataset": dataset, "labels": spec["labels"], "mean": spec["mean"],
+                     "std": spec["std"], "style": spec["style"], **meta},
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def load_checkpoint(path: Path | str) -> tuple[Net, dict]:
+    """Rebuild the model from a checkpoint: (model in eval mode, metadata incl. sha256)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    raw = path.read_bytes()
+    try:
+        # weights_only: a checkpoint is data, never code (no pickle execution).
+        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format="
+                              f"{payload.get('format') if isinstance(payload, dict) else None!r})")
+    args = dict(payload["model_args"])
+    args["channels"] = tuple(args.get("channels", (32, 64)))
+    model = Net(**args)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the architecture {args}: {err}") from None
+    meta = dict(payload["metadata"])
+    if len(meta.get("labels", [])) != args.get("num_classes", 10):
+        raise CheckpointError(f"{path}: {len(meta.get('labels', []))} labels for "
+                              f"{args.get('num_classes', 10)} outputs")
+    meta["sha256"] = hashlib.sha256(raw).hexdigest()
+    meta["model_args"] = args
+    return model.eval(), meta
