@@ -106,14 +106,15 @@ def load_checkpoint(path: Path | str) -> tuple[Net, dict]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format="
                               f"{payload.get('format') if isinstance(payload, dict) else None!r})")
-    args = dict(payload["model_args"])
-    args["channels"] = tuple(args.get("channels", (32, 64)))
-    model = Net(**args)
     try:
+        args = dict(payload["model_args"])
+        args["channels"] = tuple(args.get("channels", (32, 64)))
+        model = Net(**args)
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the architecture {args}: {err}") from None
-    meta = dict(payload["metadata"])
+        meta = dict(payload["metadata"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: incomplete checkpoint or weights that do not fit the "
+                              f"architecture: {type(err).__name__}: {err}") from None
     if len(meta.get("labels", [])) != args.get("num_classes", 10):
         raise CheckpointError(f"{path}: {len(meta.get('labels', []))} labels for "
                               f"{args.get('num_classes', 10)} outputs")

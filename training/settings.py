@@ -45,7 +45,9 @@ def build(args: argparse.Namespace) -> dict:
                init=str(Path(args.init).resolve()) if args.init else None,
                smoke_test=args.smoke_test)
     cfg["storage_path"] = str(Path(cfg["storage_path"]).resolve())
-    cfg["output"] = args.output or DEFAULT_OUTPUT[args.dataset]
+    # A given path is relative to the cwd, as usual for a CLI; the default is the project's.
+    cfg["output"] = str(Path(args.output).resolve()) if args.output \
+        else str(ROOT / DEFAULT_OUTPUT[args.dataset])
     return cfg
 
 

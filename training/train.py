@@ -12,14 +12,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
-
 import ray
 import ray.train
 import ray.train.torch
+import torch
+import torch.nn.functional as F
 from ray.experimental.tqdm_ray import tqdm
+from torch.utils.data import DataLoader, TensorDataset
+
 from training import data, settings
 from training.augment import augment
 from training.model import DATASETS, Net, file_sha256, load_checkpoint, normalise, save_checkpoint
@@ -47,13 +47,45 @@ def _all_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def make_optimizer(model: torch.nn.Module, cfg: dict, steps_per_epoch: int):
+    """AdamW with a one-cycle LR schedule over all epochs: (optimizer, scheduler)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], epochs=cfg["epochs"],
+                                                steps_per_epoch=steps_per_epoch)
+    return opt, sched
+
+
+def train_epoch(model: torch.nn.Module, loader: DataLoader, opt, sched, cfg: dict,
+                bar=None) -> tuple[float, int]:
+    """One augmented pass over `loader`: (summed loss, images seen).
+
+    Separate from train_func so benchmarks/train_cost.py can time the same step without Ray.
+    """
+    spec = DATASETS[cfg["dataset"]]
+    model.train()
+    total_loss, seen = 0.0, 0
+    for images, labels in loader:
+        x = augment(images.float().div_(255).unsqueeze(1), **cfg["augment"])
+        x = (x - spec["mean"]) / spec["std"]
+        loss = F.cross_entropy(model(x), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total_loss += loss.item() * len(labels)
+        seen += len(labels)
+        if bar:
+            bar.update(1)
+    return total_loss, seen
+
+
 def train_func(cfg: dict) -> None:
     """Runs on every Ray Train worker."""
-    torch.manual_seed(cfg["seed"])
-    torch.set_num_threads(cfg["threads_per_worker"])
-    spec = DATASETS[cfg["dataset"]]
     ctx = ray.train.get_context()  # Ray:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(cfg["seed"] + rank)  # same init (DDP syncs it), different augmentation
+    torch.set_num_threads(cfg["threads_per_worker"])
+    spec = DATASETS[cfg["dataset"]]
     train_split = data.load_split(cfg["dataset"], cfg["data_dir"], train=True)
     test_split = data.load_split(cfg["dataset"], cfg["data_dir"], train=False)
     loader = DataLoader(TensorDataset(train_split.images, train_split.labels),
@@ -65,9 +97,7 @@ def train_func(cfg: dict) -> None:
         parent, _ = load_checkpoint(cfg["init"])
         model.load_state_dict(parent.state_dict())
     model = ray.train.torch.prepare_model(model)  # Ray: DDP wrapper when world > 1
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], epochs=cfg["epochs"],
-                                                steps_per_epoch=len(loader))
+    opt, sched = make_optimizer(model, cfg, steps_per_epoch=len(loader))
     start, history = 0, []
     resumed = ray.train.get_checkpoint()  # Ray: set when resuming an interrupted run
     if resumed:
@@ -81,22 +111,10 @@ def train_func(cfg: dict) -> None:
     for epoch in range(start, cfg["epochs"]):
         if world > 1:
             loader.sampler.set_epoch(epoch)
-        model.train()
-        t0, seen, total_loss = time.perf_counter(), 0, 0.0
+        t0 = time.perf_counter()
         bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg['epochs']}") if rank == 0 \
             else None
-        for images, labels in loader:
-            x = augment(images.float().div_(255).unsqueeze(1), **cfg["augment"])
-            x = (x - spec["mean"]) / spec["std"]
-            loss = F.cross_entropy(model(x), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += loss.item() * len(labels)
-            seen += len(labels)
-            if bar:
-                bar.update(1)
+        total_loss, seen = train_epoch(model, loader, opt, sched, cfg, bar)
         if bar:
             bar.close()
         elapsed = time.perf_counter() - t0
@@ -125,11 +143,19 @@ def train_func(cfg: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = settings.parse_args(argv)
     cfg = settings.build(args)
-    expected = None
-    if args.smoke_test:  # synthetic IDX files in the real format, checked like the real ones
-        from training.synthetic import write_dataset
-        cfg["data_dir"] = tempfile.mkdtemp(prefix="smoke-data-")
-        expected = write_dataset(cfg["data_dir"], cfg["dataset"], n_train=cfg["num_images"])
+    if not args.smoke_test:
+        return train(args, cfg, expected=None)
+    from training.synthetic import write_dataset
+
+    # Synthetic IDX files in the real format, verified like the real ones, then deleted.
+    with tempfile.TemporaryDirectory(prefix="smoke-data-") as tmp:
+        cfg["data_dir"] = tmp
+        return train(args, cfg, expected=write_dataset(tmp, cfg["dataset"],
+                                                       n_train=cfg["num_images"]))
+
+
+def train(args, cfg: dict, expected: dict | None) -> int:
+    """Verify the data, fit with Ray Train, and write the self-describing checkpoint."""
     try:
         sums = data.prepare(cfg["dataset"], cfg["data_dir"], expected=expected)
     except data.DataError as err:
@@ -138,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     # Ray: a local instance started on the fly, or the cluster named by RAY_ADDRESS.
     ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
     workers = cfg["num_workers"]
-    cfg["threads_per_worker"] = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
+    # Split the CPUs free now, not the cluster total: Serve or other jobs may hold some.
+    cfg["threads_per_worker"] = max(1, int(ray.available_resources().get("CPU", 1)) // workers)
     prefix = f"{cfg['dataset']}{'-smoke' if args.smoke_test else ''}-"
     # Ray Train resumes a run whose (storage_path, name) already holds checkpoints.
     run_name = _latest_run(cfg["storage_path"], prefix) if args.resume \

@@ -1,0 +1,41 @@
+"""The seed's architecture as a baseline: one FastAPI + uvicorn process, one image per request.
+
+Same preprocessing and model as the service, loaded once (the seed reloaded it per request;
+that would only flatter the comparison). `python -m benchmarks.seed_server --port 8100`
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import uvicorn
+from fastapi import FastAPI
+
+from serve_app.imaging import b64decode, prepare
+from serve_app.schemas import PredictRequest, prediction
+from serve_app.settings import resolve
+from training.model import load_checkpoint, normalise
+
+torch.set_num_threads(1)  # the same thread setting as a Classifier replica
+MODEL, META = load_checkpoint(resolve("models/mnist_cnn.pt"))
+app = FastAPI()
+
+
+@app.post("/mnist")
+def mnist(req: PredictRequest) -> dict:
+    pixels = prepare(b64decode(req.base64), META["style"], 4096 * 4096)[None]
+    with torch.inference_mode():
+        probs = torch.softmax(MODEL(normalise(torch.from_numpy(pixels), META["mean"],
+                                              META["std"])), 1)[0]
+    row = np.round(probs.numpy().astype(np.float64), 6).tolist()
+    return {"model": "mnist", "model_version": META["sha256"][:12],
+            **prediction(row, META["labels"])}
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=8100)
+    uvicorn.run(app, host="127.0.0.1", port=p.parse_args().port, log_level="warning",
+                access_log=False)

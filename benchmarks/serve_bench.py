@@ -1,0 +1,172 @@
+"""`make bench`: the service beside the seed's architecture and the compute ceiling, one run.
+
+Writes benchmarks/results/serve.md (table) and serve.png (plot). Absolute numbers on a shared
+2-core machine are noise; the ratios measured side by side in one run are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import requests
+import torch
+from PIL import Image
+
+from benchmarks import load
+from serve_app.settings import ROOT, resolve
+from training.model import load_checkpoint, normalise
+
+RESULTS = ROOT / "benchmarks" / "results"
+GOLDEN = ROOT / "tests" / "golden"
+PY = sys.executable
+
+
+class Server:
+    """A server process tree started by us: CPU seconds and peak RSS of all its processes."""
+
+    def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes]):
+        self.url, self.started = url, time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.peak_rss, self._stop = 0, threading.Event()
+        self.cold_start_s = self._wait(*probe)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _tree(self) -> list[psutil.Process]:
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    def _wait(self, path: str, body: bytes, timeout: float = 180) -> float:
+        while time.perf_counter() - self.started < timeout:
+            try:
+                r = requests.post(self.url + path, data=body, timeout=5,
+                                  headers={"Content-Type": "application/json"})
+                if r.status_code == 200:
+                    return time.perf_counter() - self.started
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.url} did not answer 200 within {timeout}s")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in self._tree()))
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def stop(self) -> None:
+        self._stop.set()
+        pids = [p.pid for p in self._tree()]
+        os.killpg(self.proc.pid, signal.SIGINT)  # serve run shuts Serve and Ray down on Ctrl-C
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for pid in pids:  # only the processes this benchmark started
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+
+
+def ceiling(seconds: float = 5.0, batch: int = 64) -> float:
+    """The classifier alone, in-process, batched, one thread (as in a replica): images/s."""
+    torch.set_num_threads(1)
+    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
+    x = normalise(torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8),
+                  meta["mean"], meta["std"])
+    done, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            torch.softmax(model(x), 1)
+            done += batch
+    return done / (time.perf_counter() - start)
+
+
+def bodies() -> dict[str, tuple[str, bytes, int, str]]:
+    image = next(GOLDEN.glob("mnist_dataset_*")).read_bytes()
+    b64 = base64.b64encode(image).decode()
+    pixels = np.asarray(Image.open(next(GOLDEN.glob("mnist_dataset_*"))), np.uint8)
+    tensor = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": [64, 28, 28],
+                          "data": np.tile(pixels.ravel(), 64).tolist()}]}
+    return {  # name: (path, body, images per request, content type)
+        "single": ("/mnist", json.dumps({"base64": b64}).encode(), 1, "application/json"),
+        "batch64": ("/mnist", json.dumps({"base64": [b64] * 64}).encode(), 64,
+                    "application/json"),
+        "oip64": ("/v2/models/mnist/infer", json.dumps(tensor).encode(), 64, "application/json"),
+    }
+
+
+def measure(server: Server, name: str, path: str, body: bytes, images: int, levels, seconds):
+    rows = []
+    for c in levels:
+        load.run(server.url + path, body, c, 1.0, images)  # warm-up at this level
+        cpu0 = server.cpu_seconds()
+        result = load.run(server.url + path, body, c, seconds, images)
+        cpu = server.cpu_seconds() - cpu0
+        done = len(result.latencies_ms) * images
+        rows.append({"run": name, **result.row(),
+                     "cpu_s_per_1k_img": round(1000 * cpu / done, 2) if done else None})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=8.0, help="per load level")
+    p.add_argument("--levels", default="1,8,32,64")
+    p.add_argument("--config", default="config/serve.yaml")
+    args = p.parse_args()
+    levels = [int(c) for c in args.levels.split(",")]
+    cases = bodies()
+    rows, info = [], {"ceiling_img_s": round(ceiling(), 1)}
+    print(json.dumps(info), flush=True)
+
+    seed = Server([PY, "-m", "benchmarks.seed_server", "--port", "8100"], "http://127.0.0.1:8100",
+                  ("/mnist", cases["single"][1]))
+    try:
+        rows += measure(seed, "seed single", *cases["single"][:3], levels, args.seconds)
+        info["seed_peak_rss_mb"] = round(seed.peak_rss / 2**20)
+        info["seed_cold_start_s"] = round(seed.cold_start_s, 1)
+    finally:
+        seed.stop()
+
+    env_serve = [str(Path(sys.executable).parent / "serve"), "run", args.config]
+    serve = Server(env_serve, "http://127.0.0.1:8000", ("/mnist", cases["single"][1]))
+    try:
+        info["serve_cold_start_s"] = round(serve.cold_start_s, 1)
+        for name in ("single", "batch64", "oip64"):
+            rows += measure(serve, f"serve {name}", *cases[name][:3], levels, args.seconds)
+        info["serve_peak_rss_mb"] = round(serve.peak_rss / 2**20)
+    finally:
+        serve.stop()
+    from benchmarks.report import write
+
+    write(rows, info, RESULTS)
+
+
+if __name__ == "__main__":
+    main()

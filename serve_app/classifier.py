@@ -1,0 +1,107 @@
+"""Classifier deployment: one class, bound once per model (digits, clothes) from a spec."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+from ray import serve
+from ray.serve.metrics import Counter, Histogram
+
+from serve_app.metrics import LATENCY_BOUNDS_MS
+from serve_app.settings import resolve
+from training.model import load_checkpoint, normalise
+
+logger = logging.getLogger("ray.serve")
+
+
+def _images_in(chunks: list[np.ndarray]) -> int:
+    return sum(len(c) for c in chunks)
+
+
+def _probe(model: torch.nn.Module, name: str) -> None:
+    """One forward pass on a blank image; raises if the model cannot give finite scores."""
+    with torch.inference_mode():
+        out = model(torch.zeros(1, 1, 28, 28))
+    if out.shape != (1, 10) or not torch.isfinite(out).all():
+        raise RuntimeError(f"model {name} gives invalid output (shape {tuple(out.shape)})")
+
+
+@serve.deployment
+class Classifier:
+    """Holds one model; `predict` takes N x 28 x 28 pixel arrays (0-255, white on black)."""
+
+    def __init__(self, name: str, checkpoint: str, threads: int = 1):
+        # One thread per replica: replicas, not intra-op threads, use the cores (NOTES.md).
+        torch.set_num_threads(int(os.environ.get("CLASSIFIER_THREADS", threads)))
+        self.name = name
+        self._path = checkpoint
+        self._model, self._meta = load_checkpoint(checkpoint)
+        self._reload_error: str | None = None
+        self._max_batch = 128
+        self._predictions = Counter("vision_predictions_total", description="Predictions",
+                                    tag_keys=("model", "label"))
+        self._latency = Histogram("vision_inference_latency_ms",
+                                  description="Forward pass time per batch",
+                                  boundaries=LATENCY_BOUNDS_MS, tag_keys=("model",))
+
+    def reconfigure(self, config: dict) -> None:
+        """Batching knobs and hot model swaps, from user_config, without a restart."""
+        self._max_batch = int(config.get("max_batch_size", self._max_batch))
+        self._batched.set_max_batch_size(self._max_batch)
+        self._batched.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.003)))
+        wanted = str(resolve(config["checkpoint"])) if config.get("checkpoint") else self._path
+        if wanted != self._path:
+            self._swap(wanted)
+
+    def _swap(self, path: str) -> None:
+        """Load the new checkpoint fully before switching; a bad one leaves the old serving."""
+        try:
+            model, meta = load_checkpoint(path)
+            if meta["labels"] != self._meta["labels"]:
+                raise ValueError(f"labels {meta['labels']} differ from the served model's")
+            _probe(model, name=path)
+        except Exception as err:
+            self._reload_error = f"reload of {path} failed, still serving " \
+                                 f"{self._meta['sha256'][:12]}: {err}"
+            logger.error("Classifier %s: %s", self.name, self._reload_error)
+            return
+        self._model, self._meta, self._path, self._reload_error = model, meta, path, None
+        logger.info("Classifier %s now serves %s (%s)", self.name, path, meta["sha256"][:12])
+
+    async def predict(self, pixels: np.ndarray) -> dict:
+        """Probabilities for N images, via the dynamic batcher (chunks of <= max batch)."""
+        step = self._max_batch
+        parts = [await self._batched(pixels[i:i + step]) for i in range(0, len(pixels), step)]
+        probs = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return {"probabilities": probs, "version": self._meta["sha256"][:12],
+                "labels": self._meta["labels"]}
+
+    @serve.batch(max_batch_size=128, batch_wait_timeout_s=0.003, batch_size_fn=_images_in)
+    async def _batched(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        """One forward pass for every image queued by concurrent requests."""
+        start = time.perf_counter()
+        model, meta = self._model, self._meta  # one consistent model for the whole batch
+        x = normalise(torch.from_numpy(np.concatenate(chunks)), meta["mean"], meta["std"])
+        with torch.inference_mode():
+            probs = torch.softmax(model(x), dim=1).numpy()
+        self._latency.observe((time.perf_counter() - start) * 1000, tags={"model": self.name})
+        for class_id, count in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True):
+            self._predictions.inc(int(count), tags={"model": self.name,
+                                                    "label": meta["labels"][class_id]})
+        return np.split(probs, np.cumsum([len(c) for c in chunks])[:-1])
+
+    def info(self) -> dict:
+        meta = self._meta
+        return {"name": self.name, "version": meta["sha256"][:12], "dataset": meta["dataset"],
+                "labels": meta["labels"], "test_accuracy": meta.get("test_accuracy"),
+                "input": "28x28 grayscale, white on black, pixels 0-255; any PNG/JPEG/GIF/BMP/"
+                         "WEBP is canonicalised by the service",
+                "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error}
+
+    def check_health(self) -> None:
+        """A tiny forward pass: a replica whose model cannot run is replaced."""
+        _probe(self._model, self.name)

@@ -1,0 +1,191 @@
+"""Pure image handling (no Ray): decode safely, then canonicalise to a 28x28 uint8 model input.
+
+MNIST digits were made by fitting the ink's bounding box into 20x20 and centring it by centre
+of mass in 28x28; Fashion-MNIST by fitting the longest side to 28. Real inputs (canvas drawings
+with transparency, photos of paper, catalog shots on white) are brought to the same form.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from serve_app.errors import ApiError
+
+# Formats Pillow may open. Everything else (PDF, SVG, PSD, EPS, FITS, TIFF...) is refused
+# before any decoder runs: fewer parsers exposed to untrusted bytes.
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+# Magic numbers of the allowed formats: a file that starts like one of them but fails to
+# decode is corrupt (422), anything else is an unsupported type (415).
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+_DATA_URL = re.compile(rb"^data:image/[a-zA-Z0-9.+-]+;base64,")
+SIDE, DIGIT_BOX = 28, 20
+WORKING_SIDE = 448  # larger inputs are shrunk first: same result, bounded CPU per image
+
+
+def b64decode(text: str) -> bytes:
+    """Strict base64 (optionally a data: URL) -> bytes; 400 on anything else."""
+    raw = text.strip().encode("ascii", "replace")
+    raw = _DATA_URL.sub(b"", raw, count=1)
+    raw = b"".join(raw.split())  # tolerate line-wrapped base64
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_base64", "the 'base64' field is not valid base64") from None
+
+
+def _looks_allowed(data: bytes) -> bool:
+    return data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """Open and fully load one image; errors map to 413/415/422, never an exception leak."""
+    if not data:
+        raise ApiError(422, "empty_image", "the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            # The header gives the size before any pixel is decoded: bombs stop here.
+            if img.width * img.height > max_pixels:
+                raise ApiError(413, "image_too_large",
+                               f"{img.width}x{img.height} pixels exceeds the limit of "
+                               f"{max_pixels} pixels")
+            if img.width == 0 or img.height == 0:
+                raise ApiError(422, "empty_image", "the image has zero width or height")
+            img.load()
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(413, "image_too_large", "the image exceeds the pixel limit") from None
+    except Exception as err:  # Pillow raises many types for hostile bytes
+        if _looks_allowed(data):
+            raise ApiError(422, "corrupt_image",
+                           f"the image could not be decoded ({type(err).__name__})") from None
+        raise ApiError(415, "unsupported_media_type",
+                       f"not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})") \
+            from None
+    return img
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """EXIF-rotate, composite transparency onto white, and convert to 8-bit grayscale."""
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    img = img.convert("L")
+    if max(img.size) > WORKING_SIDE:  # the output is 28x28: big photos need not be processed
+        img.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+
+
+def _white_on_black(gray: np.ndarray) -> np.ndarray:
+    """Invert dark ink on a light background (judged by the border, where ink rarely is)."""
+    return 255 - gray if np.median(_border(gray)) > 127 else gray
+
+
+def _background(gray: np.ndarray) -> np.ndarray:
+    """A plane fitted to the border: removes paper tone and uneven lighting in photos."""
+    h, w = gray.shape
+    ring = np.zeros((h, w), bool)
+    k = max(1, min(h, w) // 32)
+    ring[:k], ring[-k:], ring[:, :k], ring[:, -k:] = True, True, True, True
+    ys, xs = np.nonzero(ring)
+    design = np.stack([np.ones_like(xs), xs, ys], 1).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, gray[ring].astype(np.float64), rcond=None)
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (coef[0] + coef[1] * xx + coef[2] * yy).astype(np.float32)
+
+
+def to_ink(gray: np.ndarray) -> np.ndarray:
+    """White ink on black, as in the datasets, scaled so the strongest ink is 255."""
+    gray = _white_on_black(gray)
+    ink = np.clip(gray.astype(np.float32) - _background(gray), 0, None)
+    peak = ink.max()
+    if peak <= 0:
+        return np.zeros_like(gray)
+    return np.clip(ink * (255.0 / peak), 0, 255).astype(np.uint8)
+
+
+def _bbox(ink: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero((ink > threshold).any(axis=1))
+    cols = np.flatnonzero((ink > threshold).any(axis=0))
+    if rows.size == 0:
+        return None
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _fit(crop: np.ndarray, box: int) -> Image.Image:
+    h, w = crop.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)
+
+
+def canonical_digit(ink: np.ndarray) -> np.ndarray:
+    """Fit the ink's bounding box into 20x20, centre by centre of mass in 28x28 (as MNIST)."""
+    # Faint specks (paper grain, JPEG noise) are dropped so they don't widen the box.
+    ink = np.where(ink > 40, ink, 0).astype(np.uint8)
+    box = _bbox(ink, 0)
+    if box is None:
+        return np.zeros((SIDE, SIDE), np.uint8)
+    r0, r1, c0, c1 = box
+    digit = np.asarray(_fit(ink[r0:r1, c0:c1], DIGIT_BOX), dtype=np.float32)
+    total = digit.sum()
+    h, w = digit.shape
+    cy = (digit.sum(axis=1) @ np.arange(h)) / total if total else h / 2
+    cx = (digit.sum(axis=0) @ np.arange(w)) / total if total else w / 2
+    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
+    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
+    out = np.zeros((SIDE, SIDE), np.float32)
+    out[top:top + h, left:left + w] = digit
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def canonical_clothing(ink: np.ndarray) -> np.ndarray:
+    """Crop to the object, fit its longest side to 28, and centre it (as Fashion-MNIST)."""
+    box = _bbox(ink, 10)
+    if box is None:
+        return np.zeros((SIDE, SIDE), np.uint8)
+    r0, r1, c0, c1 = box
+    item = np.asarray(_fit(ink[r0:r1, c0:c1], SIDE), dtype=np.uint8)
+    h, w = item.shape
+    out = np.zeros((SIDE, SIDE), np.uint8)
+    top, left = (SIDE - h) // 2, (SIDE - w) // 2
+    out[top:top + h, left:left + w] = item
+    return out
+
+
+def canonicalise(img: Image.Image, style: str) -> np.ndarray:
+    """Any decoded image -> the 28x28 uint8 white-on-black array the model sees."""
+    gray = to_gray(img)
+    if gray.shape == (SIDE, SIDE):
+        # Already in dataset form (e.g. an official test image): only fix polarity, so
+        # accuracy over HTTP equals offline evaluation.
+        return _white_on_black(gray).copy()
+    ink = to_ink(gray)
+    return canonical_digit(ink) if style == "digit" else canonical_clothing(ink)
+
+
+def prepare(data: bytes, style: str, max_pixels: int) -> np.ndarray:
+    """Encoded image bytes -> 28x28 uint8."""
+    return canonicalise(decode(data, max_pixels), style)
+
+
+def to_png_base64(pixels: np.ndarray) -> str:
+    """A 28x28 array as a base64 PNG, to show users what the model saw."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")

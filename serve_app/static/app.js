@@ -1,0 +1,199 @@
+// The Vision AI page: draw or pick an image, POST it to /<model>, show the answer.
+// Plain JS, no framework, no build step, no outside URLs: the page works offline.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const pad = $("pad");
+const ctx = pad.getContext("2d");
+const INK = 22; // stroke width on the 280px pad: about 2 px at 28x28, like MNIST pen strokes
+
+let source = null;  // what Classify sends: {kind: "pad"} or {kind: "file", name, base64}
+let models = {};    // name -> {labels, version, test_accuracy}, from GET /models
+let last = null;    // the previous pointer position while a stroke is being drawn
+
+function model() {
+  return document.querySelector('input[name="model"]:checked').value;
+}
+
+// ---- Drawing: pointer events cover mouse, pen and touch alike ----
+
+function clearPad() {
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  source = null;
+  $("source").textContent = "";
+}
+
+function point(e) {
+  // The pad may be shown smaller than its 280x280 pixels: map CSS pixels (inside the border)
+  // to canvas pixels.
+  const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left - pad.clientLeft) * pad.width / pad.clientWidth,
+          (e.clientY - r.top - pad.clientTop) * pad.height / pad.clientHeight];
+}
+
+function stroke(from, to) {
+  ctx.strokeStyle = "#fff";
+  ctx.lineWidth = INK;
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(...from);
+  ctx.lineTo(...to);
+  ctx.stroke();
+}
+
+pad.addEventListener("pointerdown", (e) => {
+  if (source?.kind === "file") clearPad(); // drawing replaces a chosen file's preview
+  last = point(e);
+  stroke(last, last);                      // a click alone leaves a dot
+  source = {kind: "pad"};
+  // Keep the stroke even if it leaves the pad (throws for synthetic, inactive pointers).
+  try { pad.setPointerCapture(e.pointerId); } catch { /* drawing works without it */ }
+});
+pad.addEventListener("pointermove", (e) => {
+  if (!last) return;
+  const p = point(e);
+  stroke(last, p);
+  last = p;
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => { last = null; });
+}
+$("clear").addEventListener("click", () => { clearPad(); $("file").value = ""; });
+
+// ---- Image files: chooser or drag and drop ----
+
+function useFile(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    return showError(`"${file.name}" is not an image.`);
+  }
+  const reader = new FileReader();
+  reader.onload = () => {
+    const url = reader.result;
+    // Send the file's own bytes (not the preview), without the data: prefix.
+    source = {kind: "file", name: file.name, base64: url.slice(url.indexOf(",") + 1)};
+    $("source").textContent = `Using "${file.name}". Draw on the pad to start over.`;
+    preview(url);
+  };
+  reader.onerror = () => showError(`Could not read "${file.name}".`);
+  reader.readAsDataURL(file);
+}
+
+function preview(url) {
+  // Show the chosen image on the pad, scaled to fit; the server decides what it really is.
+  const img = new Image();
+  img.onload = () => {
+    const s = Math.min(pad.width / img.width, pad.height / img.height);
+    const w = img.width * s, h = img.height * s;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  };
+  img.src = url;
+}
+
+$("file").addEventListener("change", (e) => useFile(e.target.files[0]));
+for (const zone of [$("drop"), pad]) {
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); $("drop").classList.add("over"); });
+  zone.addEventListener("dragleave", () => $("drop").classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    $("drop").classList.remove("over");
+    useFile(e.dataTransfer.files[0]);
+  });
+}
+
+// ---- Models: labels, version and accuracy come from the server ----
+
+async function loadModels() {
+  try {
+    const resp = await fetch("/models", {headers: {Accept: "application/json"}});
+    if (resp.ok) models = Object.fromEntries((await resp.json()).map((m) => [m.name, m]));
+  } catch { /* the page still works; bars then show class numbers */ }
+  showModel();
+}
+
+function showModel() {
+  const m = models[model()];
+  const acc = m?.test_accuracy == null ? "" : `, test accuracy ${(100 * m.test_accuracy).toFixed(2)}%`;
+  $("model-info").textContent = m ? `Version ${m.version}${acc}.` : "";
+}
+
+for (const radio of document.querySelectorAll('input[name="model"]')) {
+  radio.addEventListener("change", () => { showModel(); $("answer").hidden = true; });
+}
+
+// ---- Classify ----
+
+function showError(message) {
+  $("empty").hidden = $("answer").hidden = true;
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function payload() {
+  if (source.kind === "file") return source.base64;
+  const url = pad.toDataURL("image/png");
+  return url.slice(url.indexOf(",") + 1);
+}
+
+async function classify(e) {
+  e.preventDefault();
+  if (!source) return showError("Draw something on the pad or choose an image first.");
+  const name = model();
+  const headers = {"Content-Type": "application/json", Accept: "application/json"};
+  const key = $("key").value.trim();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const button = $("classify");
+  button.disabled = true;
+  $("results").setAttribute("aria-busy", "true");
+  try {
+    const t0 = performance.now();
+    const resp = await fetch(`/${name}`, {method: "POST", headers,
+      body: JSON.stringify({base64: payload(), return_image: true})});
+    const data = await resp.json().catch(() => ({}));
+    const ms = performance.now() - t0;  // the whole round trip, JSON parsing included
+    if (!resp.ok) {
+      showError(data.error?.message || `The server answered ${resp.status}.`);
+      if (resp.status === 401) { $("key-box").open = true; $("key").focus(); }
+      return;
+    }
+    render(name, data, ms);
+  } catch (err) {
+    showError(`The server could not be reached (${err.message}).`);
+  } finally {
+    button.disabled = false;
+    $("results").removeAttribute("aria-busy");
+  }
+}
+
+function render(name, data, ms) {
+  const labels = [...(models[name]?.labels ?? data.probabilities.map((_, i) => `class ${i}`))];
+  labels[data.class_id] = data.label;
+  $("empty").hidden = $("error").hidden = true;
+  $("label").textContent = data.label;
+  $("confidence").textContent = `${(100 * data.confidence).toFixed(1)}% sure`;
+  $("rtt").textContent = Math.round(ms);
+  $("version").textContent = `${data.model} ${data.model_version}`;
+  $("seen").src = data.image ? `data:image/png;base64,${data.image}` : "";
+  $("bars").replaceChildren(...data.probabilities.map((p, i) => bar(labels[i], p, i, data.class_id)));
+  $("answer").hidden = false;
+}
+
+function bar(label, p, i, top) {
+  const pct = (100 * p).toFixed(1);
+  const li = document.createElement("li");
+  li.className = i === top ? "top" : "";
+  li.innerHTML = `<span class="name" id="bar-${i}"></span>
+    <div class="meter" role="meter" data-testid="prob-bar" aria-valuemin="0" aria-valuemax="100"
+         aria-valuenow="${pct}" aria-valuetext="${pct}%" aria-labelledby="bar-${i}">
+      <div class="fill" style="width: ${pct}%"></div></div>
+    <span class="value" aria-hidden="true">${pct}%</span>`;
+  li.querySelector(".name").textContent = label; // labels are text, never markup
+  return li;
+}
+
+$("form").addEventListener("submit", classify);
+clearPad();
+loadModels();

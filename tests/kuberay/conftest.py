@@ -1,0 +1,86 @@
+"""Fixtures for the deployment tests: the manifests in kuberay/, the Dockerfile and the CRDs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBERAY = ROOT / "kuberay"
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CRD_FILES = {
+    "RayService": "ray.io_rayservices.yaml",
+    "RayJob": "ray.io_rayjobs.yaml",
+    "RayCluster": "ray.io_rayclusters.yaml",
+}
+
+
+def load_docs(path: Path) -> list[dict]:
+    """Every non-empty document of a multi-document YAML file."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def only(manifests: dict[str, list[dict]], name: str, kind: str) -> dict:
+    docs = [d for d in manifests[name] if d["kind"] == kind]
+    assert len(docs) == 1, f"kuberay/{name} should hold exactly one {kind}"
+    return docs[0]
+
+
+@pytest.fixture(scope="session")
+def manifests() -> dict[str, list[dict]]:
+    """{file name: its documents} for every kuberay/*.yaml."""
+    return {path.name: load_docs(path) for path in sorted(KUBERAY.glob("*.yaml"))}
+
+
+@pytest.fixture(scope="session")
+def ray_service(manifests) -> dict:
+    return only(manifests, "ray-service.yaml", "RayService")
+
+
+@pytest.fixture(scope="session")
+def ray_job(manifests) -> dict:
+    return only(manifests, "ray-job.train.yaml", "RayJob")
+
+
+@pytest.fixture(scope="session")
+def serve_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def crd_schemas() -> dict[str, dict]:
+    """{kind: the v1 openAPIV3Schema} of the KubeRay CRDs that $KUBERAY_CRDS points at."""
+    where = os.environ.get("KUBERAY_CRDS")
+    if not where:
+        pytest.skip("KUBERAY_CRDS is unset: point it at the KubeRay v1.7.0 CRDs "
+                    "(`make test` sets ../shared/kuberay/crds)")
+    folder = Path(where)
+    assert folder.is_dir(), f"KUBERAY_CRDS={where} is not a folder (cwd {Path.cwd()})"
+    schemas = {}
+    for kind, name in CRD_FILES.items():
+        # The CRDs are 1 MB each: the C loader reads them ten times faster.
+        crd = yaml.load((folder / name).read_text(), Loader=FAST_LOADER)
+        assert crd["spec"]["names"]["kind"] == kind
+        (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+        schemas[kind] = v1["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+@pytest.fixture(scope="session")
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile as (INSTRUCTION, arguments) pairs, continuation lines joined."""
+    instructions, pending = [], ""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, rest = (pending + line).strip().partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        pending = ""
+    return instructions
+

@@ -1,0 +1,108 @@
+"""The real app from config/serve.yaml over real HTTP (Ray and Serve start once per session)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import golden
+
+pytestmark = pytest.mark.ray
+
+
+def b64(path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def assert_error(resp: requests.Response, status: int, code: str | None = None) -> None:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+
+
+@pytest.mark.parametrize("model", ["mnist", "fmnist"])
+def test_readme_curl_contract(serve_url, model):
+    path, label = golden(model)[0]
+    resp = requests.post(f"{serve_url}/{model}", json={"base64": b64(path)},
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["model"] == model and len(body["model_version"]) == 12
+    assert body["class_id"] == label
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
+    assert body["confidence"] == max(body["probabilities"])
+    assert isinstance(body["label"], str)
+
+
+@pytest.mark.parametrize("model", ["mnist", "fmnist"])
+def test_every_golden_image_over_http(serve_url, model):
+    images = golden(model)
+    resp = requests.post(f"{serve_url}/{model}", json={"base64": [b64(p) for p, _ in images]},
+                         timeout=60)
+    assert resp.status_code == 200, resp.text
+    got = [p["class_id"] for p in resp.json()["predictions"]]
+    assert got == [label for _, label in images]  # in request order
+
+
+def test_data_url_prefix_and_return_image(serve_url):
+    path, label = golden("mnist")[0]
+    mime = "jpeg" if path.suffix == ".jpg" else "png"
+    resp = requests.post(f"{serve_url}/mnist", json={
+        "base64": f"data:image/{mime};base64,{b64(path)}", "return_image": True}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    seen = Image.open(io.BytesIO(base64.b64decode(resp.json()["image"])))
+    assert seen.size == (28, 28) and np.asarray(seen).max() > 0
+
+
+def test_multipart_upload_one_and_many(serve_url):
+    images = golden("mnist")[:3]
+    one = requests.post(f"{serve_url}/mnist", files={"file": images[0][0].open("rb")},
+                        timeout=30)
+    assert one.status_code == 200 and one.json()["class_id"] == images[0][1]
+    many = requests.post(f"{serve_url}/mnist",
+                         files=[("file", p.open("rb")) for p, _ in images], timeout=30)
+    assert [p["class_id"] for p in many.json()["predictions"]] == [y for _, y in images]
+
+
+def test_many_images_are_chunked_and_kept_in_order(serve_url):
+    images = golden("mnist")
+    batch = [b64(p) for p, _ in images] * (150 // len(images) + 1)
+    resp = requests.post(f"{serve_url}/mnist", json={"base64": batch[:150]}, timeout=60)
+    labels = [y for _, y in images] * (150 // len(images) + 1)
+    assert [p["class_id"] for p in resp.json()["predictions"]] == labels[:150]
+
+
+def test_models_healthz_root_and_docs(serve_url):
+    models = requests.get(f"{serve_url}/models", timeout=30).json()
+    by_name = {m["name"]: m for m in models}
+    assert set(by_name) == {"mnist", "fmnist"}
+    assert by_name["fmnist"]["labels"][9] == "Ankle boot"
+    assert by_name["mnist"]["test_accuracy"] > 0.99
+    assert requests.get(f"{serve_url}/healthz", timeout=30).json()["status"] == "ok"
+    assert requests.get(f"{serve_url}/", timeout=30).status_code == 200
+    assert requests.get(f"{serve_url}/docs", timeout=30).status_code == 200
+    spec = requests.get(f"{serve_url}/openapi.json", timeout=30).json()
+    assert "/{model}" in spec["paths"]
+
+
+def test_client_errors_are_json_4xx(serve_url):
+    post = lambda path, **kw: requests.post(f"{serve_url}{path}", timeout=30, **kw)  # noqa: E731
+    assert_error(post("/mnist", json={"base64": "%%% not base64"}), 400, "invalid_base64")
+    pdf = base64.b64encode(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj").decode()
+    assert_error(post("/mnist", json={"base64": pdf}), 415, "unsupported_media_type")
+    assert_error(post("/mnist", json={"image": "x"}), 422, "invalid_request")
+    assert_error(post("/mnist", data=b"{not json", headers={"Content-Type": "application/json"}),
+                 422, "invalid_json")
+    assert_error(post("/mnist", data=b"x", headers={"Content-Type": "text/plain"}), 415)
+    assert_error(post("/nope", json={"base64": "x"}), 404, "unknown_model")
+    assert_error(requests.get(f"{serve_url}/no/such/route", timeout=30), 404)
+    assert_error(requests.get(f"{serve_url}/mnist", timeout=30), 405)
+    assert_error(post("/mnist", json={"base64": ["x"] * 257}), 413, "too_many_images")

@@ -1,0 +1,152 @@
+"""serve_app/imaging.py without Ray: decoding limits, errors, and canonicalisation."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serve_app import imaging
+from serve_app.errors import ApiError
+
+LIMIT = 4096 * 4096
+
+
+def png(array: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def digit_one(side: int = 28) -> np.ndarray:
+    """A white vertical bar on black: a crude '1' in dataset form."""
+    img = np.zeros((side, side), np.uint8)
+    img[side // 5: side - side // 5, side // 2 - side // 14: side // 2 + side // 14 + 1] = 255
+    return img
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height (a decompression bomb)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + \
+        chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b"")
+
+
+def status_of(data: bytes) -> int:
+    with pytest.raises(ApiError) as info:
+        imaging.prepare(data, "digit", LIMIT)
+    return info.value.status
+
+
+def test_dataset_form_passes_through_unchanged():
+    rng = np.random.default_rng(0)
+    img = np.zeros((28, 28), np.uint8)
+    img[5:23, 8:20] = rng.integers(0, 256, (18, 12))
+    assert np.array_equal(imaging.prepare(png(img), "digit", LIMIT), img)
+    assert np.array_equal(imaging.prepare(png(img), "clothing", LIMIT), img)
+
+
+def test_inverted_input_is_flipped_to_white_on_black():
+    out = imaging.prepare(png(255 - digit_one()), "digit", LIMIT)
+    assert out[0, 0] == 0 and out.max() == 255
+
+
+def test_transparent_canvas_is_composited_onto_white_then_inverted():
+    rgba = np.zeros((280, 280, 4), np.uint8)  # black ink only where alpha is set
+    rgba[60:220, 130:150, 3] = 255
+    out = imaging.prepare(png(rgba, "RGBA"), "digit", LIMIT)
+    assert out.shape == (28, 28) and out[0, 0] == 0 and out.max() == 255
+    rows = np.flatnonzero(out.max(axis=1) > 0)
+    assert 19 <= rows[-1] - rows[0] + 1 <= 21  # fitted into the 20-pixel box, like MNIST
+
+
+def test_large_and_tiny_images_become_28x28():
+    for side in (3000, 12):
+        out = imaging.prepare(png(digit_one(side)), "digit", LIMIT)
+        assert out.shape == (28, 28) and out.max() == 255
+
+
+def test_digit_is_centred_by_centre_of_mass():
+    img = np.zeros((200, 200), np.uint8)
+    img[10:60, 10:20] = 255  # ink in the top-left corner
+    out = imaging.prepare(png(img), "digit", LIMIT).astype(float)
+    ys, xs = np.mgrid[0:28, 0:28]
+    cy, cx = (out * ys).sum() / out.sum(), (out * xs).sum() / out.sum()
+    assert abs(cy - 14) < 1.5 and abs(cx - 14) < 1.5
+
+
+def test_clothing_fits_longest_side_to_28():
+    img = np.full((300, 200), 255, np.uint8)
+    img[50:250, 40:160] = 30  # a dark item on a white catalog background
+    out = imaging.prepare(png(img), "clothing", LIMIT)
+    rows = np.flatnonzero(out.max(axis=1) > 0)
+    assert rows[-1] - rows[0] + 1 == 28
+
+
+def test_photo_like_jpeg_with_uneven_lighting():
+    paper = np.linspace(170, 250, 400)[None, :].repeat(300, 0)
+    paper[80:220, 190:210] = 40  # a dark '1' on grey-to-white paper
+    buf = io.BytesIO()
+    Image.fromarray(paper.astype(np.uint8)).convert("RGB").save(buf, "JPEG", quality=70)
+    out = imaging.prepare(buf.getvalue(), "digit", LIMIT)
+    cols = np.flatnonzero(out.max(axis=0) > 60)
+    assert cols.size and cols[-1] - cols[0] < 10  # only the stroke, not the lit paper edge
+
+
+def test_exif_orientation_is_applied():
+    img = np.full((100, 300), 255, np.uint8)
+    img[45:55, 20:280] = 0  # a horizontal bar, stored rotated with an EXIF tag
+    stored = Image.fromarray(img).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.convert("RGB").save(buf, "JPEG", exif=exif)
+    out = imaging.prepare(buf.getvalue(), "clothing", LIMIT)
+    assert np.flatnonzero(out.max(axis=0) > 60).size > np.flatnonzero(out.max(axis=1) > 60).size
+
+
+def test_blank_image_gives_zeros():
+    assert not imaging.prepare(png(np.full((50, 50), 255, np.uint8)), "digit", LIMIT).any()
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"", 422),
+    (b"%PDF-1.7\n1 0 obj<<>>endobj", 415),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415),
+    (b"8BPS\x00\x01" + b"\x00" * 40, 415),       # PSD
+    (b"II*\x00\x08\x00\x00\x00" + b"\x00" * 40, 415),  # TIFF is not on the allow-list
+    (b"hello, world", 415),
+])
+def test_rejected_bytes(data, status):
+    assert status_of(data) == status
+
+
+def test_truncated_png_is_unprocessable():
+    assert status_of(png(digit_one(200))[:200]) == 422
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    assert status_of(bomb_png(50_000, 50_000)) == 413
+    assert status_of(bomb_png(5000, 5000)) == 413  # over the 4096 x 4096 default
+
+
+def test_b64decode_accepts_data_url_and_rejects_garbage():
+    raw = b"\x89PNG..."
+    assert imaging.b64decode("data:image/png;base64," + base64.b64encode(raw).decode()) == raw
+    with pytest.raises(ApiError) as info:
+        imaging.b64decode("not base64 at all!")
+    assert info.value.status == 400
+
+
+def test_png_of_seen_image_round_trips():
+    img = digit_one()
+    seen = Image.open(io.BytesIO(base64.b64decode(imaging.to_png_base64(img))))
+    assert np.array_equal(np.asarray(seen), img)

@@ -1,0 +1,131 @@
+"""The web page at GET / in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, golden
+
+pytestmark = pytest.mark.ray
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+STATIC = ROOT / "serve_app" / "static"
+ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; CI keeps it
+README_SHOT = ROOT / "docs" / "page.png"
+TIMEOUT_MS = 30_000  # the first request may wait for cold replicas
+
+
+def test_page_sources_name_no_outside_url():
+    """Offline: no CDN, fonts or scripts from elsewhere; assets come from /static/."""
+    html = (STATIC / "index.html").read_text()
+    assert 'src="/static/app.js"' in html and 'href="/static/style.css"' in html
+    for name in ("index.html", "app.js", "style.css"):
+        text = (STATIC / name).read_text()
+        assert not re.findall(r"https?://|//[a-z0-9-]+\.[a-z]", text, re.I), name
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless; skipped (not failed) where it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium and chromium-driver "
+                    "(.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[dev]')")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never fetch a browser
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def traffic() -> dict[str, list[str]]:
+    """What the page did: every URL it requested and every uncaught script error."""
+    return {"urls": [], "errors": []}
+
+
+@pytest.fixture
+def page(browser, serve_url, traffic) -> Iterator:
+    """The page as served by the real app, recording its traffic."""
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("request", lambda r: traffic["urls"].append(r.url))
+    page.on("pageerror", lambda e: traffic["errors"].append(str(e)))
+    page.goto(f"{serve_url}/")  # a browser's Accept: text/html gets the page, not JSON
+    yield page
+    context.close()
+
+
+def check_clean(traffic: dict[str, list[str]], serve_url: str) -> None:
+    """Nothing left the app's own origin and no script failed."""
+    outside = [u for u in traffic["urls"] if not u.startswith((serve_url + "/", "data:"))]
+    assert not outside, f"the page fetched from outside its origin: {outside}"
+    assert not traffic["errors"], traffic["errors"]
+
+
+def wait_for_answer(page):
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("label")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("error")).to_be_hidden()
+    expect(page.get_by_test_id("prob-bar")).to_have_count(10)
+
+
+def shoot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_draw_a_stroke_and_classify(page, serve_url, traffic):
+    pad = page.get_by_test_id("pad").bounding_box()
+    x, top = pad["x"] + pad["width"] / 2, pad["y"] + 40
+    page.mouse.move(x, top)
+    page.mouse.down()
+    for step in range(1, 11):  # a vertical stroke, in steps so pointermove fires
+        page.mouse.move(x, top + 20 * step)
+    page.mouse.up()
+    page.get_by_role("button", name="Classify").click()
+
+    wait_for_answer(page)
+    assert page.get_by_test_id("label").inner_text().strip()
+    assert re.fullmatch(r"\d+(\.\d)?% sure", page.get_by_test_id("confidence").inner_text())
+    assert re.fullmatch(r"\d+", page.get_by_test_id("rtt").inner_text())
+    assert page.get_by_test_id("seen").get_attribute("src").startswith("data:image/png;base64,")
+    values = [float(b.get_attribute("aria-valuenow"))
+              for b in page.get_by_test_id("prob-bar").all()]
+    assert abs(sum(values) - 100) < 1.5  # ten rounded percentages
+    shoot(page, "page-drawn.png")
+    check_clean(traffic, serve_url)
+
+
+@pytest.mark.parametrize("model", ["mnist", "fmnist"])
+def test_upload_a_golden_image(page, serve_url, traffic, model):
+    path, class_id = golden(model)[0]
+    infos = requests.get(f"{serve_url}/models", timeout=30).json()
+    label = next(m["labels"][class_id] for m in infos if m["name"] == model)
+    page.locator(f'input[name="model"][value="{model}"]').check()
+    page.get_by_label("Choose an image file").set_input_files(str(path))
+    page.get_by_text(f'Using "{path.name}"').wait_for()  # the file has been read
+    page.get_by_role("button", name="Classify").click()
+
+    wait_for_answer(page)
+    assert page.get_by_test_id("label").inner_text() == label
+    assert page.locator(".bars li.top .name").inner_text() == label
+    shot = shoot(page, f"page-{model}.png")
+    if model == "mnist":
+        shutil.copyfile(shot, ARTIFACTS / "page.png")
+        README_SHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, README_SHOT)  # the README's picture of the page
+    check_clean(traffic, serve_url)

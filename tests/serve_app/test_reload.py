@@ -1,0 +1,65 @@
+"""Hot reload through user_config: a new checkpoint swaps in without dropped requests; a bad
+one leaves the old model serving and reports the error."""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+import pytest
+import requests
+import torch
+
+from serve_app.settings import resolve
+from tests.conftest import extra_app, golden, wait_until
+from training.model import load_checkpoint, save_checkpoint
+
+pytestmark = pytest.mark.ray
+
+
+def _version(url: str) -> dict:
+    return {m["name"]: m for m in requests.get(f"{url}/models", timeout=30).json()}["mnist"]
+
+
+def test_hot_reload_under_load(base_config, tmp_path):
+    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
+    new = tmp_path / "mnist_v2.pt"
+    # Same weights, different metadata: a new file and therefore a new version.
+    new_sha = save_checkpoint(new, model, meta["model_args"], "mnist",
+                              test_accuracy=meta["test_accuracy"], note="hot-reload test")
+    bad = tmp_path / "broken.pt"
+    torch.save({"not": "a checkpoint"}, bad)
+    path, label = golden("mnist")[0]
+    body = {"base64": base64.b64encode(path.read_bytes()).decode()}
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    with extra_app(base_config, "reload", {}) as app:
+        old = _version(app.url)["version"]
+
+        def load():
+            while not stop.is_set():
+                r = requests.post(f"{app.url}/mnist", json=body, timeout=30)
+                results.append((r.status_code, r.json().get("model_version", r.text)))
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: len(results) >= 10, 30, what="traffic before the swap")
+            app.update({"Classifier_mnist": {"user_config": {"checkpoint": str(new)}}})
+            wait_until(lambda: _version(app.url)["version"] == new_sha[:12], 60, what="swap")
+            wait_until(lambda: results and results[-1][1] == new_sha[:12], 30, what="new answers")
+            app.update({"Classifier_mnist": {"user_config": {"checkpoint": str(bad)}}})
+            wait_until(lambda: _version(app.url)["reload_error"], 60, what="reload error")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert _version(app.url)["version"] == new_sha[:12]  # the bad file changed nothing
+        assert "broken.pt" in _version(app.url)["reload_error"]
+
+    codes = [code for code, _ in results]
+    versions = {v for _, v in results}
+    assert codes and set(codes) == {200}, f"{codes.count(200)}/{len(codes)} succeeded"
+    assert {old, new_sha[:12]} <= versions

@@ -1,0 +1,54 @@
+"""Request/response models and label mapping (no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from serve_app.schemas import PredictRequest, PredictResponse, prediction
+from serve_app.settings import AppArgs, ModelSpec, resolve
+from training.model import DATASETS
+
+
+def test_request_accepts_one_or_many_images():
+    assert PredictRequest.model_validate({"base64": "abc"}).base64 == "abc"
+    assert PredictRequest.model_validate({"base64": ["a", "b"]}).base64 == ["a", "b"]
+
+
+@pytest.mark.parametrize("body", [{}, {"base64": 3}, {"base64": "a", "extra": 1},
+                                  {"base64": [1, 2]}, {"image": "a"}])
+def test_request_rejects_wrong_shapes(body):
+    with pytest.raises(ValidationError):
+        PredictRequest.model_validate(body)
+
+
+def test_prediction_maps_argmax_to_label():
+    labels = DATASETS["fmnist"]["labels"]
+    probs = [0.01] * 10
+    probs[9] = 0.91
+    pred = prediction(probs, labels)
+    assert pred["class_id"] == 9 and pred["label"] == "Ankle boot"
+    assert pred["confidence"] == 0.91 and "image" not in pred
+    PredictResponse.model_validate({"model": "fmnist", "model_version": "abc", **pred})
+
+
+def test_fashion_labels_are_the_official_ones():
+    assert DATASETS["fmnist"]["labels"] == [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def test_app_args_defaults_and_strictness():
+    args = AppArgs()
+    assert set(args.models) == {"mnist", "fmnist"} and args.max_images_per_request == 256
+    with pytest.raises(ValidationError):
+        AppArgs.model_validate({"max_images": 3})  # a typo is an error, not ignored
+    with pytest.raises(ValidationError):
+        ModelSpec.model_validate({"checkpoint": "x.pt", "style": "photo"})
+
+
+def test_relative_paths_resolve_against_the_project_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve("models/mnist_cnn.pt").parent.parent == resolve(".")
+    assert resolve("models/mnist_cnn.pt").parent.name == "models"
+    assert resolve("/abs/x.pt").as_posix() == "/abs/x.pt"

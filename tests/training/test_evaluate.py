@@ -1,0 +1,92 @@
+"""training/evaluate.py on synthetic data: the Python API, the files written, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import data, evaluate
+from training.model import load_checkpoint, normalise
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_scores_match_a_direct_computation(synthetic: tuple[Path, dict],
+                                           tiny_checkpoint: Path) -> None:
+    root, expected = synthetic
+    ev = evaluate.evaluate(tiny_checkpoint, root, expected=expected, batch_size=16)
+    model, meta = load_checkpoint(tiny_checkpoint)
+    test = data.load_split("mnist", root, train=False)
+    with torch.inference_mode():
+        pred = model(normalise(test.images, meta["mean"], meta["std"])).argmax(1)
+    assert ev.n == 40 and ev.confusion.shape == (10, 10)
+    assert ev.accuracy == pytest.approx((pred == test.labels).float().mean().item())
+    for k, acc in enumerate(ev.per_class().values()):
+        mask = test.labels == k
+        want = (pred[mask] == k).float().mean().item() if mask.any() else None
+        assert acc == pytest.approx(want)
+    assert ev.num_params == sum(p.numel() for p in model.parameters())
+
+
+def test_writes_figures_and_model_card(synthetic: tuple[Path, dict], tiny_checkpoint: Path,
+                                       tmp_path: Path) -> None:
+    root, expected = synthetic
+    ev = evaluate.evaluate(tiny_checkpoint, root, expected=expected)
+    files = evaluate.write_outputs(ev, tmp_path / "out")
+    assert files["confusion"] == tmp_path / "out" / "tiny_confusion.png"
+    assert files["training"] == tmp_path / "out" / "tiny_training.png"
+    for png in (files["confusion"], files["training"]):
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    card = files["card"].read_text()
+    assert "(tiny_confusion.png)" in card and "(tiny_training.png)" in card
+    assert ev.meta["sha256"] in card
+
+
+def test_outputs_go_beside_the_checkpoint_by_default(synthetic: tuple[Path, dict],
+                                                     tiny_checkpoint: Path) -> None:
+    root, expected = synthetic
+    files = evaluate.write_outputs(evaluate.evaluate(tiny_checkpoint, root, expected=expected))
+    assert files["card"] == tiny_checkpoint.with_suffix(".md")
+
+
+def test_cli_json_is_the_last_line(synthetic: tuple[Path, dict], tiny_checkpoint: Path,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    root, expected = synthetic
+    monkeypatch.setattr(data, "SHA256", expected)  # the CLI only accepts "official" checksums
+    code = evaluate.main([str(tiny_checkpoint), "--data-dir", str(root), "--json",
+                          "--out-dir", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["dataset"] == "mnist" and result["n"] == 40
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert list(result["per_class_accuracy"]) == [str(i) for i in range(10)]
+    assert result["checkpoint_sha256"] == load_checkpoint(tiny_checkpoint)[1]["sha256"]
+    assert Path(result["files"]["card"]).is_file()
+    assert "accuracy" in out.splitlines()[1]
+
+
+def _run_failing(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code = evaluate.main(argv)
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    return captured.err
+
+
+def test_cli_refuses_unofficial_data(synthetic: tuple[Path, dict], tiny_checkpoint: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = synthetic
+    err = _run_failing([str(tiny_checkpoint), "--data-dir", str(root)], capsys)
+    assert err.startswith("error: mnist: checksum mismatch")
+
+
+def test_cli_refuses_a_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    err = _run_failing([str(junk), "--data-dir", str(tmp_path)], capsys)
+    assert str(junk) in err
