@@ -6,7 +6,7 @@ DATA_DIR  ?= data
 SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
-.PHONY: install test serve lint data train bench clean sync-kuberay scan
+.PHONY: install test serve lint data train bench bench-train realistic clean sync-kuberay scan
 
 install: $(STAMP)
 
@@ -39,7 +39,7 @@ train: install data
 	$(BIN)/python -m training.evaluate models/fmnist_cnn.pt --data-dir $(DATA_DIR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-scan .pytest_cache test-artifacts
 
 # IaC scan of the Dockerfile and kuberay/ with checkov, kept in its own venv: its pinned
 # dependencies clash with Ray's. Findings are fixed, or skipped inline with a reason
@@ -47,7 +47,7 @@ clean:
 SCAN_VENV ?= .venv-scan
 CHECKOV   := $(SCAN_VENV)/bin/checkov --compact --quiet --skip-download
 
-.PHONY: scan
+.PHONY: install test serve lint data train bench bench-train realistic clean sync-kuberay scan
 
 $(SCAN_VENV)/bin/checkov:
 	$(PY) -m venv $(SCAN_VENV)
@@ -60,3 +60,15 @@ scan: $(SCAN_VENV)/bin/checkov
 # serveConfigV2 in kuberay/ray-service.yaml is generated from config/serve.yaml.
 sync-kuberay: install
 	$(BIN)/python kuberay/sync.py
+
+# Benchmarks are not tests: run them on an otherwise idle machine. Results: benchmarks/results/.
+bench: install
+	$(BIN)/python -m benchmarks.serve_bench
+
+bench-train: install data
+	$(BIN)/python -m benchmarks.train_cost --data-dir $(DATA_DIR)
+
+# Accuracy on realistic inputs (canvas, photo, font digits; catalog clothes) through the
+# service's preprocessing; --golden refreshes tests/golden/.
+realistic: install data
+	$(BIN)/python -m benchmarks.realistic --data-dir $(DATA_DIR) --n 1000

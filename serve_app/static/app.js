@@ -82,13 +82,16 @@ function useFile(file) {
 
 function preview(url) {
   // Show the chosen image on the pad, scaled to fit; the server decides what it really is.
+  // Grey behind it, so black ink on a transparent background shows as well as white ink.
   const img = new Image();
   img.onload = () => {
     const s = Math.min(pad.width / img.width, pad.height / img.height);
     const w = img.width * s, h = img.height * s;
-    ctx.fillStyle = "#000";
+    ctx.fillStyle = "#888";
     ctx.fillRect(0, 0, pad.width, pad.height);
+    ctx.imageSmoothingEnabled = false;  // a 28x28 image stays crisp pixels, like the answer's
     ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    ctx.imageSmoothingEnabled = true;
   };
   img.src = url;
 }

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.ray
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STATIC = ROOT / "serve_app" / "static"
-ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; CI keeps it
+ARTIFACTS = ROOT / "test-artifacts"  # git-ignored: screenshots for a person to look at
 README_SHOT = ROOT / "docs" / "page.png"
 TIMEOUT_MS = 30_000  # the first request may wait for cold replicas
 
@@ -88,14 +88,24 @@ def shoot(page, name: str) -> Path:
     return path
 
 
-def test_draw_a_stroke_and_classify(page, serve_url, traffic):
+def draw_stroke(page) -> None:
+    """A vertical stroke with the mouse, in steps so that pointermove fires."""
     pad = page.get_by_test_id("pad").bounding_box()
     x, top = pad["x"] + pad["width"] / 2, pad["y"] + 40
     page.mouse.move(x, top)
     page.mouse.down()
-    for step in range(1, 11):  # a vertical stroke, in steps so pointermove fires
+    for step in range(1, 11):
         page.mouse.move(x, top + 20 * step)
     page.mouse.up()
+
+
+def labels_of(serve_url: str, model: str) -> list[str]:
+    infos = requests.get(f"{serve_url}/models", timeout=30).json()
+    return next(m["labels"] for m in infos if m["name"] == model)
+
+
+def test_draw_a_stroke_and_classify(page, serve_url, traffic):
+    draw_stroke(page)
     page.get_by_role("button", name="Classify").click()
 
     wait_for_answer(page)
@@ -110,12 +120,21 @@ def test_draw_a_stroke_and_classify(page, serve_url, traffic):
     check_clean(traffic, serve_url)
 
 
-@pytest.mark.parametrize("model", ["mnist", "fmnist"])
-def test_upload_a_golden_image(page, serve_url, traffic, model):
-    path, class_id = golden(model)[0]
-    infos = requests.get(f"{serve_url}/models", timeout=30).json()
-    label = next(m["labels"][class_id] for m in infos if m["name"] == model)
-    page.locator(f'input[name="model"][value="{model}"]').check()
+def test_clothes_model_shows_clothing_labels(page, serve_url, traffic):
+    labels = labels_of(serve_url, "fmnist")
+    page.get_by_label("Clothes (Fashion-MNIST)").check()
+    draw_stroke(page)
+    page.get_by_role("button", name="Classify").click()
+
+    wait_for_answer(page)
+    assert page.get_by_test_id("label").inner_text() in labels
+    assert page.locator(".bars .name").all_inner_texts() == labels
+    check_clean(traffic, serve_url)
+
+
+def test_upload_a_golden_digit(page, serve_url, traffic):
+    path, class_id = golden("mnist")[0]
+    label = labels_of(serve_url, "mnist")[class_id]
     page.get_by_label("Choose an image file").set_input_files(str(path))
     page.get_by_text(f'Using "{path.name}"').wait_for()  # the file has been read
     page.get_by_role("button", name="Classify").click()
@@ -123,9 +142,7 @@ def test_upload_a_golden_image(page, serve_url, traffic, model):
     wait_for_answer(page)
     assert page.get_by_test_id("label").inner_text() == label
     assert page.locator(".bars li.top .name").inner_text() == label
-    shot = shoot(page, f"page-{model}.png")
-    if model == "mnist":
-        shutil.copyfile(shot, ARTIFACTS / "page.png")
-        README_SHOT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(shot, README_SHOT)  # the README's picture of the page
+    shot = shoot(page, "page.png")
+    README_SHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, README_SHOT)  # the README's picture of the page
     check_clean(traffic, serve_url)
