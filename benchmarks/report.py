@@ -17,6 +17,8 @@ def _find(rows, run, c):
 
 def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool]]:
     """(name, measured ratio, target, met) for the issue's targets, all within this run."""
+    if "ceiling_img_s" not in info or not any(r["run"] == "serve batch64" for r in rows):
+        return []
     seed_best = max(r["img_s"] for r in rows if r["run"] == "seed single")
     batch_best = max(r["img_s"] for r in rows if r["run"] == "serve batch64")
     single32, seed32 = _find(rows, "serve single", 32), _find(rows, "seed single", 32)
@@ -33,7 +35,7 @@ def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool]]:
     return [(n, round(v, 2), t, eval(f"{v} {t}")) for n, v, t in out]  # noqa: S307
 
 
-def write(rows: list[dict], info: dict, folder: Path) -> None:
+def write(rows: list[dict], info: dict, folder: Path, name: str = "serve") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cols = ["run", "c", "req_s", "img_s", "p50_ms", "p95_ms", "p99_ms", "errors",
             "cpu_s_per_1k_img"]
@@ -43,15 +45,16 @@ def write(rows: list[dict], info: dict, folder: Path) -> None:
     lines += [f"| {n} | {v} | {t} | {'yes' if ok else 'NO'} |" for n, v, t, ok in
               targets(rows, info)]
     lines += ["", "```json", json.dumps(info, indent=2), "```"]
-    (folder / "serve.md").write_text("\n".join(lines) + "\n")
-    (folder / "serve.json").write_text(json.dumps({"rows": rows, "info": info}, indent=2))
+    (folder / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps({"rows": rows, "info": info}, indent=2))
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run in dict.fromkeys(r["run"] for r in rows):
         pts = [r for r in rows if r["run"] == run]
         ax1.plot([r["c"] for r in pts], [r["img_s"] for r in pts], marker="o", label=run)
         ax2.plot([r["c"] for r in pts], [r["p50_ms"] for r in pts], marker="o", label=run)
-    ax1.axhline(info["ceiling_img_s"], ls="--", c="grey", label="compute ceiling")
+    if "ceiling_img_s" in info:
+        ax1.axhline(info["ceiling_img_s"], ls="--", c="grey", label="compute ceiling")
     for ax, title in ((ax1, "images/s"), (ax2, "p50 latency (ms)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
@@ -60,4 +63,4 @@ def write(rows: list[dict], info: dict, folder: Path) -> None:
     ax2.set_yscale("log")
     ax1.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(folder / "serve.png", dpi=110)
+    fig.savefig(folder / f"{name}.png", dpi=110)

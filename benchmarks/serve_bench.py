@@ -35,10 +35,11 @@ PY = sys.executable
 class Server:
     """A server process tree started by us: CPU seconds and peak RSS of all its processes."""
 
-    def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes]):
+    def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes], env: dict | None = None):
         self.url, self.started = url, time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         self.peak_rss, self._stop = 0, threading.Event()
         self.cold_start_s = self._wait(*probe)
         threading.Thread(target=self._sample, daemon=True).start()
@@ -134,38 +135,53 @@ def measure(server: Server, name: str, path: str, body: bytes, images: int, leve
     return rows
 
 
+def run_seed(cases, levels, seconds, info) -> list[dict]:
+    seed = Server([PY, "-m", "benchmarks.seed_server", "--port", "8100"], "http://127.0.0.1:8100",
+                  ("/mnist", cases["single"][1]))
+    try:
+        rows = measure(seed, "seed single", *cases["single"][:3], levels, seconds)
+        info.update(seed_peak_rss_mb=round(seed.peak_rss / 2**20),
+                    seed_cold_start_s=round(seed.cold_start_s, 1))
+        return rows
+    finally:
+        seed.stop()
+
+
+def run_serve(cases, runs, levels, seconds, info, config, env) -> list[dict]:
+    cmd = [str(Path(sys.executable).parent / "serve"), "run", config]
+    serve = Server(cmd, "http://127.0.0.1:8000", ("/mnist", cases["single"][1]), env)
+    try:
+        info["serve_cold_start_s"] = round(serve.cold_start_s, 1)
+        rows = [row for name in runs
+                for row in measure(serve, f"serve {name}", *cases[name][:3], levels, seconds)]
+        info["serve_peak_rss_mb"] = round(serve.peak_rss / 2**20)
+        return rows
+    finally:
+        serve.stop()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=float, default=8.0, help="per load level")
     p.add_argument("--levels", default="1,8,32,64")
+    p.add_argument("--runs", default="single,batch64,oip64", help="service runs to measure")
     p.add_argument("--config", default="config/serve.yaml")
+    p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
+    p.add_argument("--name", default="serve", help="results file stem")
+    p.add_argument("--no-seed", action="store_true", help="skip the ceiling and the seed")
     args = p.parse_args()
     levels = [int(c) for c in args.levels.split(",")]
     cases = bodies()
-    rows, info = [], {"ceiling_img_s": round(ceiling(), 1)}
-    print(json.dumps(info), flush=True)
-
-    seed = Server([PY, "-m", "benchmarks.seed_server", "--port", "8100"], "http://127.0.0.1:8100",
-                  ("/mnist", cases["single"][1]))
-    try:
-        rows += measure(seed, "seed single", *cases["single"][:3], levels, args.seconds)
-        info["seed_peak_rss_mb"] = round(seed.peak_rss / 2**20)
-        info["seed_cold_start_s"] = round(seed.cold_start_s, 1)
-    finally:
-        seed.stop()
-
-    env_serve = [str(Path(sys.executable).parent / "serve"), "run", args.config]
-    serve = Server(env_serve, "http://127.0.0.1:8000", ("/mnist", cases["single"][1]))
-    try:
-        info["serve_cold_start_s"] = round(serve.cold_start_s, 1)
-        for name in ("single", "batch64", "oip64"):
-            rows += measure(serve, f"serve {name}", *cases[name][:3], levels, args.seconds)
-        info["serve_peak_rss_mb"] = round(serve.peak_rss / 2**20)
-    finally:
-        serve.stop()
+    rows, info = [], {"config": args.config, "env": args.env}
+    if not args.no_seed:
+        info["ceiling_img_s"] = round(ceiling(), 1)
+        print(json.dumps(info), flush=True)
+        rows += run_seed(cases, levels, args.seconds, info)
+    env = dict(e.split("=", 1) for e in args.env)
+    rows += run_serve(cases, args.runs.split(","), levels, args.seconds, info, args.config, env)
     from benchmarks.report import write
 
-    write(rows, info, RESULTS)
+    write(rows, info, RESULTS, args.name)
 
 
 if __name__ == "__main__":

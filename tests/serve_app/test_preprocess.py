@@ -1,0 +1,45 @@
+"""Preprocessing (serve_app/preprocess.py, imaging.py) on the committed golden images, without
+Ray: every kind of real input comes out as a 28x28 image the committed model reads correctly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from serve_app.errors import ApiError
+from serve_app.imaging import prepare
+from serve_app.preprocess import Preprocess
+from tests.conftest import golden
+from training.model import load_checkpoint, normalise
+
+CASES = [(ds, p, y) for ds in ("mnist", "fmnist") for p, y in golden(ds)]
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {ds: load_checkpoint(f"models/{ds}_cnn.pt") for ds in ("mnist", "fmnist")}
+
+
+def test_golden_set_covers_the_hard_kinds():
+    kinds = {p.name.split("_")[1] for _, p, _ in CASES}
+    assert {"canvas", "photo", "inverted", "large", "tiny", "dataset", "catalog"} <= kinds
+
+
+@pytest.mark.parametrize("dataset, path, label", CASES, ids=[p.name for _, p, _ in CASES])
+def test_golden_image_is_read_correctly(models, dataset, path, label):
+    model, meta = models[dataset]
+    pixels = prepare(path.read_bytes(), meta["style"], 4096 * 4096)
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
+    with torch.inference_mode():
+        scores = model(normalise(torch.from_numpy(pixels[None]), meta["mean"], meta["std"]))
+    assert scores.argmax(1).item() == label
+
+
+def test_deployment_returns_client_errors_instead_of_raising():
+    pre = Preprocess.func_or_class(max_image_pixels=4096 * 4096)
+    good = golden("mnist")[0][0].read_bytes()
+    pixels, pngs = pre.run([good, good], "digit", want_png=True)
+    assert pixels.shape == (2, 28, 28) and len(pngs) == 2
+    err = pre.run([good, b"%PDF-1.4"], "digit")
+    assert isinstance(err, ApiError) and err.status == 415 and err.message.startswith("image 1:")
