@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -22,6 +23,22 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+def _known_path(app, path: str) -> bool:
+    """Whether a documented route has this path (for some method).
+
+    POST /{model} matches every one-segment path, so GET /typo would say 405 where a 404 is
+    right: that template counts only for configured model names.
+    """
+    models = getattr(app.state, "models", set())
+    for template in app.openapi()["paths"]:
+        if template == "/{model}":
+            if path.strip("/") in models:
+                return True
+        elif re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path):
+            return True
+    return False
 
 
 def install_handlers(app, on_reject=None) -> None:
@@ -55,10 +72,7 @@ def install_handlers(app, on_reject=None) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request, err: HTTPException):
         codes = {404: "not_found", 405: "method_not_allowed"}
-        # POST /{model} matches every one-segment path, so GET /typo would say 405;
-        # a path that names no model and no route is a 404.
-        models = getattr(request.app.state, "models", ())
-        if err.status_code == 405 and request.url.path.strip("/") not in models:
+        if err.status_code == 405 and not _known_path(request.app, request.url.path):
             err = HTTPException(404, "Not Found")
         return reply(ApiError(err.status_code, codes.get(err.status_code, "http_error"),
                               str(err.detail)), getattr(err, "headers", None))

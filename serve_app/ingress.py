@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi import Path as Path_
 from fastapi.responses import FileResponse, JSONResponse, Response
 from ray import serve
 from ray.exceptions import RayError
@@ -57,6 +58,16 @@ async def _oip_error(_request, err: oip.OipError) -> JSONResponse:
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
 _ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 415, 422, 429, 503)}
+_MODEL = Path_(description="a model name, see GET /models", examples=["mnist", "fmnist"])
+OIP = "Open Inference Protocol"
+_NAME = Path_(description="a model name, see GET /v2/models/{name}", examples=["mnist"])
+_VERSION = Path_(description="the served version (12 hex), see GET /models")
+_OIP_ERRORS = {s: {"description": "`{\"error\": \"...\"}`"} for s in (400, 401, 404)} | {
+    s: {"model": ErrorResponse} for s in (413, 429, 503)}
+_OIP_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["inputs"],
+    "properties": {"id": {"type": "string"}, "inputs": {"type": "array", "items": {
+        "type": "object"}}, "outputs": {"type": "array", "items": {"type": "object"}}}}}}}}
 _BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": PredictRequest.model_json_schema()},
     "multipart/form-data": {"schema": {
@@ -152,7 +163,7 @@ class Ingress:
     @app.post("/{model}", response_model=PredictResponse | BatchResponse,
               response_model_exclude_none=True, responses=_ERRORS, openapi_extra=_BODY,
               summary="Classify one image or many (JSON base64 or multipart 'file' fields)")
-    async def predict(self, model: str, request: Request) -> dict:
+    async def predict(self, request: Request, model: str = _MODEL) -> dict:
         self.authorize(request)
         self.handle(model)  # 404 before reading a body for a model that does not exist
         images = await parse(request, self.args.max_body_bytes, self.args.max_images_per_request)
@@ -175,15 +186,15 @@ class Ingress:
             raise oip.OipError(f"unknown model '{name}'", status=404)
         return self.classifiers[name]
 
-    @app.get("/v2", summary="OIP server metadata", tags=["Open Inference Protocol"])
+    @app.get("/v2", summary="OIP server metadata", tags=[OIP])
     async def v2(self) -> dict:
         return {"name": "vision-ai", "version": app.version, "extensions": ["binary_tensor_data"]}
 
-    @app.get("/v2/health/live", tags=["Open Inference Protocol"])
+    @app.get("/v2/health/live", tags=[OIP])
     async def v2_live(self) -> dict:
         return {"live": True}
 
-    @app.get("/v2/health/ready", tags=["Open Inference Protocol"])
+    @app.get("/v2/health/ready", tags=[OIP], responses={503: {"model": ErrorResponse}})
     async def v2_ready(self) -> dict:
         await self.healthz()  # 503 until every model is loaded
         return {"ready": True}
@@ -196,26 +207,45 @@ class Ingress:
                                f"{info['version']})", status=404)
         return info
 
-    @app.get("/v2/models/{name}", tags=["Open Inference Protocol"])
-    @app.get("/v2/models/{name}/versions/{version}", include_in_schema=False)
-    async def v2_model(self, name: str, version: str | None = None) -> dict:
+    @app.get("/v2/models/{name}", tags=[OIP], responses=_OIP_ERRORS)
+    async def v2_model(self, name: str = _NAME) -> dict:
+        info = await self.oip_info(name, None)
+        return oip.metadata(name, info["version"])
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=[OIP], responses=_OIP_ERRORS)
+    async def v2_model_version(self, name: str = _NAME, version: str = _VERSION) -> dict:
         info = await self.oip_info(name, version)
         return oip.metadata(name, info["version"])
 
-    @app.get("/v2/models/{name}/ready", tags=["Open Inference Protocol"])
-    @app.get("/v2/models/{name}/versions/{version}/ready", include_in_schema=False)
-    async def v2_model_ready(self, name: str, version: str | None = None) -> dict:
+    @app.get("/v2/models/{name}/ready", tags=[OIP], responses=_OIP_ERRORS)
+    async def v2_model_ready(self, name: str = _NAME) -> dict:
+        await self.oip_info(name, None)
+        return {"name": name, "ready": True}
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=[OIP], responses=_OIP_ERRORS)
+    async def v2_model_version_ready(self, name: str = _NAME, version: str = _VERSION) -> dict:
         await self.oip_info(name, version)
         return {"name": name, "ready": True}
 
-    @app.post("/v2/models/{name}/infer", tags=["Open Inference Protocol"],
+    @app.post("/v2/models/{name}/infer", tags=[OIP], responses=_OIP_ERRORS,
+              openapi_extra=_OIP_BODY,
               summary="Tensors ('input', FP32/UINT8 pixels) or encoded files ('image', BYTES)")
-    @app.post("/v2/models/{name}/versions/{version}/infer", include_in_schema=False)
-    async def v2_infer(self, name: str, request: Request, version: str | None = None) -> dict:
+    async def v2_infer(self, request: Request, name: str = _NAME) -> dict:
+        return await self.infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", tags=[OIP], responses=_OIP_ERRORS,
+              openapi_extra=_OIP_BODY)
+    async def v2_infer_version(self, request: Request, name: str = _NAME,
+                               version: str = _VERSION) -> dict:
+        return await self.infer(request, name, version)
+
+    async def infer(self, request: Request, name: str, version: str | None) -> dict:
+        """One v2 inference: parse, preprocess encoded files if any, classify, encode."""
         self.authorize(request)
-        if version is not None:
+        if version is None:
+            self.oip_handle(name)  # no round trip to the classifier on the hot path
+        else:
             await self.oip_info(name, version)
-        self.oip_handle(name)
         body = await read_body(request, self.args.max_body_bytes)
         inputs = oip.parse_infer(body, request.headers.get("inference-header-content-length"),
                                  self.args.max_images_per_request)

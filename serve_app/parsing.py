@@ -41,9 +41,11 @@ def _flag(value: str | None) -> bool:
 
 def from_json(body: bytes, query_flag: bool, max_images: int) -> Images:
     try:
-        req = PredictRequest.model_validate(json.loads(body))
+        doc = json.loads(body)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
         raise ApiError(422, "invalid_json", "the body is not valid JSON") from None
+    try:
+        req = PredictRequest.model_validate(doc)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"

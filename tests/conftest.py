@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import socket
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SERVE_CONFIG = ROOT / "config" / "serve.yaml"
+TEST_KEY_ENV, TEST_KEY = "VISION_TEST_API_KEY", "k3y-for-tests-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -46,6 +48,9 @@ def ray_address() -> str:
     """One local Ray instance for the whole session; subprocesses join it via RAY_ADDRESS."""
     import ray
 
+    # The API-key test's app reads its key from this variable, set in the processes'
+    # environment as a deployment would (a key in runtime_env would be logged by Ray).
+    os.environ.setdefault(TEST_KEY_ENV, TEST_KEY)
     # Logical CPUs: Serve replicas reserve fractions and the smoke training takes 1 worker.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
@@ -100,14 +105,16 @@ class ExtraApp:
     leaves it running).
     """
 
-    def __init__(self, base: dict, name: str, deployments: dict[str, dict]):
-        self.base, self.name = base, name
+    def __init__(self, base: dict, name: str, deployments: dict[str, dict],
+                 args: dict | None = None):
+        self.base, self.name, self.args = base, name, args or {}
         self.url = f"http://127.0.0.1:{base['http_options']['port']}/{name}"
         self.update(deployments)
 
     def update(self, deployments: dict[str, dict]) -> None:
         app = copy.deepcopy(self.base["applications"][0])
         app.update(name=self.name, route_prefix=f"/{self.name}")
+        app["args"].update(self.args)
         for dep in app["deployments"]:
             for key, value in deployments.get(dep["name"], {}).items():
                 merged = {**dep.get(key), **value} if isinstance(value, dict) else value
@@ -127,8 +134,8 @@ class ExtraApp:
 
 
 @contextlib.contextmanager
-def extra_app(base: dict, name: str, deployments: dict[str, dict]):
-    app = ExtraApp(base, name, deployments)
+def extra_app(base: dict, name: str, deployments: dict[str, dict], args: dict | None = None):
+    app = ExtraApp(base, name, deployments, args)
     try:
         yield app
     finally:

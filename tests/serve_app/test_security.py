@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import extra_app, golden
+from tests.conftest import TEST_KEY as KEY
+from tests.conftest import TEST_KEY_ENV, extra_app, golden
 
 pytestmark = pytest.mark.ray
-KEY = "k3y-for-tests-0123456789abcdef"
 
 
 def test_api_key_guards_inference_and_never_reaches_the_logs(base_config):
@@ -19,9 +19,7 @@ def test_api_key_guards_inference_and_never_reaches_the_logs(base_config):
 
     image = golden("mnist")[0][0].read_bytes()
     body = {"base64": base64.b64encode(image).decode()}
-    env = {"ray_actor_options": {"num_cpus": 0.1,
-                                 "runtime_env": {"env_vars": {"VISION_API_KEY": KEY}}}}
-    with extra_app(base_config, "locked", {"Ingress": env}) as app:
+    with extra_app(base_config, "locked", {}, args={"api_key_env": TEST_KEY_ENV}) as app:
         none = requests.post(f"{app.url}/mnist", json=body, timeout=30)
         wrong = requests.post(f"{app.url}/mnist", json=body, timeout=30,
                               headers={"Authorization": "Bearer nope"})
