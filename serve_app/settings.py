@@ -16,6 +16,12 @@ def resolve(path: str | Path) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+def serve_env() -> dict[str, str]:
+    """config/serve.env: Serve's process settings (environment), used wherever Serve runs."""
+    lines = (ROOT / "config" / "serve.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
 class ModelSpec(BaseModel):
     """One classifier: which checkpoint, and how inputs are canonicalised for it."""
 

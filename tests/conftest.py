@@ -13,6 +13,8 @@ import pytest
 import requests
 import yaml
 
+from serve_app.settings import serve_env
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SERVE_CONFIG = ROOT / "config" / "serve.yaml"
@@ -51,6 +53,7 @@ def ray_address() -> str:
     # The API-key test's app reads its key from this variable, set in the processes'
     # environment as a deployment would (a key in runtime_env would be logged by Ray).
     os.environ.setdefault(TEST_KEY_ENV, TEST_KEY)
+    os.environ.update(serve_env())  # the Serve processes run as they do under `make serve`
     # Logical CPUs: Serve replicas reserve fractions and the smoke training takes 1 worker.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
