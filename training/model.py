@@ -113,8 +113,8 @@ def load_checkpoint(path: Path | str) -> tuple[Net, dict]:
         model.load_state_dict(payload["state_dict"])
         meta = dict(payload["metadata"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: incomplete checkpoint or weights that do not fit the "
-                              f"architecture: {type(err).__name__}: {err}") from None
+        raise CheckpointError(f"{path}: weights do not fit the architecture, or the checkpoint "
+                              f"is incomplete: {type(err).__name__}: {err}") from None
     if len(meta.get("labels", [])) != args.get("num_classes", 10):
         raise CheckpointError(f"{path}: {len(meta.get('labels', []))} labels for "
                               f"{args.get('num_classes', 10)} outputs")
