@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("ray.serve")
 
 
 @dataclass
@@ -43,13 +50,6 @@ def _known_path(app, path: str) -> bool:
 
 def install_handlers(app, on_reject=None) -> None:
     """Every error leaves as `{"error": {"code", "message"}}` JSON, whatever raised it."""
-    import logging
-
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException
-
-    log = logging.getLogger("ray.serve")
 
     def reply(err: ApiError, headers: dict | None = None) -> JSONResponse:
         if on_reject is not None:

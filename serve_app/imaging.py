@@ -119,12 +119,13 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
     return np.clip(ink * (255.0 / peak), 0, 255).astype(np.uint8)
 
 
-def _bbox(ink: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+def _crop(ink: np.ndarray, threshold: int) -> np.ndarray | None:
+    """The ink's bounding box cut out of the image; None when there is no ink."""
     rows = np.flatnonzero((ink > threshold).any(axis=1))
     cols = np.flatnonzero((ink > threshold).any(axis=0))
     if rows.size == 0:
         return None
-    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def _fit(crop: np.ndarray, box: int) -> Image.Image:
@@ -138,11 +139,10 @@ def canonical_digit(ink: np.ndarray) -> np.ndarray:
     """Fit the ink's bounding box into 20x20, centre by centre of mass in 28x28 (as MNIST)."""
     # Faint specks (paper grain, JPEG noise) are dropped so they don't widen the box.
     ink = np.where(ink > 40, ink, 0).astype(np.uint8)
-    box = _bbox(ink, 0)
-    if box is None:
+    crop = _crop(ink, 0)
+    if crop is None:
         return np.zeros((SIDE, SIDE), np.uint8)
-    r0, r1, c0, c1 = box
-    digit = np.asarray(_fit(ink[r0:r1, c0:c1], DIGIT_BOX), dtype=np.float32)
+    digit = np.asarray(_fit(crop, DIGIT_BOX), dtype=np.float32)
     total = digit.sum()
     h, w = digit.shape
     cy = (digit.sum(axis=1) @ np.arange(h)) / total if total else h / 2
@@ -156,11 +156,10 @@ def canonical_digit(ink: np.ndarray) -> np.ndarray:
 
 def canonical_clothing(ink: np.ndarray) -> np.ndarray:
     """Crop to the object, fit its longest side to 28, and centre it (as Fashion-MNIST)."""
-    box = _bbox(ink, 10)
-    if box is None:
+    crop = _crop(ink, 10)
+    if crop is None:
         return np.zeros((SIDE, SIDE), np.uint8)
-    r0, r1, c0, c1 = box
-    item = np.asarray(_fit(ink[r0:r1, c0:c1], SIDE), dtype=np.uint8)
+    item = np.asarray(_fit(crop, SIDE), dtype=np.uint8)
     h, w = item.shape
     out = np.zeros((SIDE, SIDE), np.uint8)
     top, left = (SIDE - h) // 2, (SIDE - w) // 2

@@ -166,6 +166,7 @@ def alive_replicas(app: str, deployment: str = "") -> dict[str, int]:
     import ray._private.state as state
 
     prefix = f"ServeReplica:{app}:{deployment}"
+    matches = (lambda name: name == prefix) if deployment else \
+        (lambda name: name.startswith(prefix))
     return {a["Name"]: a["Pid"] for a in state.actors(actor_state_name="ALIVE").values()
-            if a["ActorClassName"] == prefix
-            or (not deployment and a["ActorClassName"].startswith(prefix))}
+            if matches(a["ActorClassName"])}
