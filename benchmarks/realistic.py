@@ -17,13 +17,12 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from serve_app.imaging import prepare
 from serve_app.settings import resolve
 from training import data
-from training.model import load_checkpoint, normalise
+from training.model import load_checkpoint, probabilities
 
 FONTS = sorted(Path("/usr/share/fonts/truetype/dejavu").glob("DejaVu*.ttf"))
 MAX_PIXELS = 4096 * 4096
@@ -106,8 +105,7 @@ def accuracy(checkpoint: str, dataset: str, kind: str, split: data.Split, n: int
     model, meta = load_checkpoint(resolve(checkpoint))
     samples = list(make(dataset, kind, split, n))
     pixels = np.stack([prepare(b, meta["style"], MAX_PIXELS) for b, _ in samples])
-    with torch.inference_mode():
-        pred = model(normalise(torch.from_numpy(pixels), meta["mean"], meta["std"])).argmax(1)
+    pred = probabilities(model, meta, pixels).argmax(1)
     return float((pred.numpy() == np.array([y for _, y in samples])).mean())
 
 

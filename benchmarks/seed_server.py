@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from serve_app.imaging import b64decode, prepare
 from serve_app.schemas import PredictRequest, prediction
 from serve_app.settings import resolve
-from training.model import load_checkpoint, normalise
+from training.model import load_checkpoint, probabilities
 
 torch.set_num_threads(1)  # the same thread setting as a Classifier replica
 MODEL, META = load_checkpoint(resolve("models/mnist_cnn.pt"))
@@ -26,9 +26,7 @@ app = FastAPI()
 @app.post("/mnist")
 def mnist(req: PredictRequest) -> dict:
     pixels = prepare(b64decode(req.base64), META["style"], 4096 * 4096)[None]
-    with torch.inference_mode():
-        probs = torch.softmax(MODEL(normalise(torch.from_numpy(pixels), META["mean"],
-                                              META["std"])), 1)[0]
+    probs = probabilities(MODEL, META, pixels)[0]
     row = np.round(probs.numpy().astype(np.float64), 6).tolist()
     return {"model": "mnist", "model_version": META["sha256"][:12],
             **prediction(row, META["labels"])}

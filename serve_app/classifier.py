@@ -11,9 +11,10 @@ import torch
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
+from serve_app.batch_wait import AdaptiveWait
 from serve_app.metrics import LATENCY_BOUNDS_MS
 from serve_app.settings import resolve
-from training.model import load_checkpoint, normalise
+from training.model import load_checkpoint, probabilities
 
 logger = logging.getLogger("ray.serve")
 
@@ -24,8 +25,7 @@ def _images_in(chunks: list[np.ndarray]) -> int:
 
 def _probe(model: torch.nn.Module, name: str) -> None:
     """One forward pass on a blank image; raises if the model cannot give finite scores."""
-    with torch.inference_mode():
-        out = model(torch.zeros(1, 1, 28, 28))
+    out = probabilities(model, {"mean": 0.0, "std": 1.0}, np.zeros((1, 28, 28), np.uint8))
     if out.shape != (1, 10) or not torch.isfinite(out).all():
         raise RuntimeError(f"model {name} gives invalid output (shape {tuple(out.shape)})")
 
@@ -42,6 +42,7 @@ class Classifier:
         self._model, self._meta = load_checkpoint(checkpoint)
         self._reload_error: str | None = None
         self._max_batch = 128
+        self._wait = AdaptiveWait(0.003)
         self._predictions = Counter("vision_predictions_total", description="Predictions",
                                     tag_keys=("model", "label"))
         self._latency = Histogram("vision_inference_latency_ms",
@@ -52,7 +53,9 @@ class Classifier:
         """Batching knobs and hot model swaps, from user_config, without a restart."""
         self._max_batch = int(config.get("max_batch_size", self._max_batch))
         self._batched.set_max_batch_size(self._max_batch)
-        self._batched.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.003)))
+        self._wait = AdaptiveWait(float(config.get("batch_wait_timeout_s", self._wait.wait_s)),
+                                  bool(config.get("adaptive_batch_wait", self._wait.adaptive)))
+        self._batched.set_batch_wait_timeout_s(self._wait.after(requests=1))
         wanted = str(resolve(config["checkpoint"])) if config.get("checkpoint") else self._path
         if wanted != self._path:
             self._swap(wanted)
@@ -83,11 +86,11 @@ class Classifier:
     @serve.batch(max_batch_size=128, batch_wait_timeout_s=0.003, batch_size_fn=_images_in)
     async def _batched(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
         """One forward pass for every image queued by concurrent requests."""
+        # The next batch's wait, from how many requests overlapped in this one (batch_wait.py).
+        self._batched.set_batch_wait_timeout_s(self._wait.after(requests=len(chunks)))
         start = time.perf_counter()
         model, meta = self._model, self._meta  # one consistent model for the whole batch
-        x = normalise(torch.from_numpy(np.concatenate(chunks)), meta["mean"], meta["std"])
-        with torch.inference_mode():
-            probs = torch.softmax(model(x), dim=1).numpy()
+        probs = probabilities(model, meta, np.concatenate(chunks)).numpy()
         self._latency.observe((time.perf_counter() - start) * 1000, tags={"model": self.name})
         for class_id, count in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True):
             self._predictions.inc(int(count), tags={"model": self.name,

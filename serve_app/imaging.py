@@ -178,6 +178,36 @@ def canonicalise(img: Image.Image, style: str) -> np.ndarray:
     return canonical_digit(ink) if style == "digit" else canonical_clothing(ink)
 
 
+def declared_sizes(blobs: list[bytes]) -> list[tuple[int, int]] | None:
+    """(width, height) from each image's header, decoding no pixels; None if any header is
+    unreadable (decode() then gives the client the precise error)."""
+    sizes = []
+    for data in blobs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+                    sizes.append(img.size)
+        except Exception:
+            return None
+    return sizes
+
+
+def prepare_all(blobs: list[bytes], style: str, max_pixels: int, want_png: bool = False
+                ) -> tuple[np.ndarray, list[str] | None]:
+    """All images of a request -> N x 28 x 28 (and the PNGs the model saw, if wanted).
+    The first bad image answers for the request, naming its index when there are several."""
+    out = np.empty((len(blobs), SIDE, SIDE), np.uint8)
+    for i, data in enumerate(blobs):
+        try:
+            out[i] = prepare(data, style, max_pixels)
+        except ApiError as err:
+            if len(blobs) > 1:
+                err.message = f"image {i}: {err.message}"
+            raise
+    return out, [to_png_base64(a) for a in out] if want_png else None
+
+
 def prepare(data: bytes, style: str, max_pixels: int) -> np.ndarray:
     """Encoded image bytes -> 28x28 uint8."""
     return canonicalise(decode(data, max_pixels), style)

@@ -20,7 +20,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter
 
-from serve_app import oip
+from serve_app import imaging, oip
 from serve_app.errors import ApiError, install_handlers
 from serve_app.parsing import parse, read_body
 from serve_app.schemas import (
@@ -32,6 +32,19 @@ from serve_app.schemas import (
     prediction,
 )
 from serve_app.settings import AppArgs
+
+# Up to this many images already in dataset form (28 x 28) are decoded here instead of in
+# Preprocess: there is nothing to preprocess (0.07 ms each), and the round trip to Preprocess
+# costs ~2 ms, a third of a single image's latency (benchmarks/NOTES.md, lever 14).
+DIRECT_MAX_IMAGES = 4
+
+
+
+def decoded_here(sizes: list[tuple[int, int]] | None) -> bool:
+    """Whether the ingress decodes these images itself (sizes from their headers)."""
+    return bool(sizes) and len(sizes) <= DIRECT_MAX_IMAGES and \
+        all(size == (imaging.SIDE, imaging.SIDE) for size in sizes)
+
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
@@ -119,6 +132,16 @@ class Ingress:
                            f"no model '{model}'; choose one of {sorted(self.classifiers)}")
         return self.classifiers[model]
 
+    async def prepare(self, blobs: list[bytes], style: str, want_png: bool = False
+                      ) -> tuple[np.ndarray, list[str] | None] | ApiError:
+        """Encoded images -> N x 28 x 28 (Preprocess's contract: client errors returned)."""
+        if decoded_here(imaging.declared_sizes(blobs)):
+            try:
+                return imaging.prepare_all(blobs, style, self.args.max_image_pixels, want_png)
+            except ApiError as err:
+                return err
+        return await call(self.pre.run.remote(blobs, style, want_png))
+
     async def classify(self, model: str, pixels: np.ndarray) -> dict:
         """Chunks go to the classifier concurrently, so replicas and batches share the work."""
         step = self.args.chunk_size
@@ -168,7 +191,7 @@ class Ingress:
         self.handle(model)  # 404 before reading a body for a model that does not exist
         images = await parse(request, self.args.max_body_bytes, self.args.max_images_per_request)
         style = self.args.models[model].style
-        prepared = await call(self.pre.run.remote(images.blobs, style, images.return_image))
+        prepared = await self.prepare(images.blobs, style, images.return_image)
         if isinstance(prepared, ApiError):
             raise prepared
         pixels, pngs = prepared
@@ -251,7 +274,7 @@ class Ingress:
                                  self.args.max_images_per_request)
         pixels = inputs.pixels
         if pixels is None:
-            prepared = await call(self.pre.run.remote(inputs.images, self.args.models[name].style))
+            prepared = await self.prepare(inputs.images, self.args.models[name].style)
             if isinstance(prepared, ApiError):
                 raise oip.OipError(prepared.message)
             pixels = prepared[0]

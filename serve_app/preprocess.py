@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -11,6 +12,12 @@ from ray.serve.metrics import Histogram
 from serve_app import imaging
 from serve_app.errors import ApiError
 from serve_app.metrics import LATENCY_BOUNDS_MS
+
+# Requests whose headers declare at most this many pixels in all are prepared on the replica's
+# event loop. That is about a millisecond of work, and a worker thread would add a hand-off
+# costing 0.6 ms of a 7 ms round trip (benchmarks/NOTES.md, lever 13). Anything bigger, or
+# unreadable, goes to a thread, so the loop keeps taking requests and answering health checks.
+INLINE_PIXELS = 256 * 256
 
 
 @serve.deployment
@@ -23,21 +30,24 @@ class Preprocess:
             "vision_preprocess_latency_ms", description="Decode + canonicalise time per request",
             boundaries=LATENCY_BOUNDS_MS, tag_keys=("style",))
 
-    def run(self, images: list[bytes], style: str, want_png: bool = False
-            ) -> tuple[np.ndarray, list[str] | None] | ApiError:
+    async def run(self, images: list[bytes], style: str, want_png: bool = False
+                  ) -> tuple[np.ndarray, list[str] | None] | ApiError:
         """All images of one request in one call; a client error is returned, not raised.
 
         Returning the error keeps client mistakes out of the replica's error logs and
         avoids a traceback per bad image; the ingress turns it into the HTTP answer.
         """
+        sizes = imaging.declared_sizes(images)
+        if sizes is not None and sum(w * h for w, h in sizes) <= INLINE_PIXELS:
+            return self._prepare(images, style, want_png)
+        return await asyncio.to_thread(self._prepare, images, style, want_png)
+
+    def _prepare(self, images: list[bytes], style: str, want_png: bool
+                 ) -> tuple[np.ndarray, list[str] | None] | ApiError:
         start = time.perf_counter()
-        out = np.empty((len(images), imaging.SIDE, imaging.SIDE), np.uint8)
-        for i, data in enumerate(images):
-            try:
-                out[i] = imaging.prepare(data, style, self._max_pixels)
-            except ApiError as err:
-                if len(images) > 1:
-                    err.message = f"image {i}: {err.message}"
-                return err
+        try:
+            prepared = imaging.prepare_all(images, style, self._max_pixels, want_png)
+        except ApiError as err:
+            return err
         self._latency.observe((time.perf_counter() - start) * 1000, tags={"style": style})
-        return out, [imaging.to_png_base64(a) for a in out] if want_png else None
+        return prepared

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from training import data, model_card, report
-from training.model import CheckpointError, load_checkpoint, normalise
+from training.model import CheckpointError, load_checkpoint, probabilities
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,10 @@ def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: di
     test = data.load_split(dataset, data_dir, train=False)
     k = len(meta["labels"])
     confusion = torch.zeros(k, k, dtype=torch.long)
-    with torch.inference_mode():
-        for i in range(0, len(test.labels), batch_size):
-            pred = model(normalise(test.images[i:i + batch_size], meta["mean"], meta["std"]))
-            truth = test.labels[i:i + batch_size]
-            confusion += torch.bincount(truth * k + pred.argmax(1), minlength=k * k).view(k, k)
+    for i in range(0, len(test.labels), batch_size):
+        pred = probabilities(model, meta, test.images[i:i + batch_size]).argmax(1)
+        truth = test.labels[i:i + batch_size]
+        confusion += torch.bincount(truth * k + pred, minlength=k * k).view(k, k)
     return Evaluation(Path(checkpoint), meta, sum(p.numel() for p in model.parameters()),
                       confusion, sums)
 

@@ -80,6 +80,32 @@ def test_many_images_are_chunked_and_kept_in_order(serve_url):
     assert [p["class_id"] for p in resp.json()["predictions"]] == labels[:150]
 
 
+def test_dataset_form_images_answer_the_same_with_or_without_the_preprocess_hop(serve_url):
+    """Up to 4 images of 28 x 28 are decoded by the ingress (lever 14); 5 go to Preprocess."""
+    dataset = [(p, y) for p, y in golden("mnist") if p.name.split("_")[1] in ("dataset",
+                                                                             "inverted")]
+    for path, label in dataset:
+        direct = requests.post(f"{serve_url}/mnist", json={"base64": b64(path),
+                                                           "return_image": True}, timeout=30)
+        via_preprocess = requests.post(f"{serve_url}/mnist", json={"base64": [b64(path)] * 5,
+                                                                   "return_image": True},
+                                       timeout=30)
+        assert direct.status_code == via_preprocess.status_code == 200, direct.text
+        first = via_preprocess.json()["predictions"][0]
+        assert direct.json()["class_id"] == first["class_id"] == label
+        assert direct.json()["probabilities"] == first["probabilities"]
+        assert direct.json()["image"] == first["image"]
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
+    truncated = base64.b64encode(buf.getvalue()[:-20]).decode()  # a header, but no pixels
+    one = requests.post(f"{serve_url}/mnist", json={"base64": truncated}, timeout=30)
+    assert_error(one, 422, "corrupt_image")
+    several = requests.post(f"{serve_url}/mnist", json={"base64": [b64(dataset[0][0])] * 5 +
+                                                        [truncated]}, timeout=30)
+    assert_error(several, 422, "corrupt_image")
+    assert several.json()["error"]["message"].startswith("image 5:")
+
+
 def test_models_healthz_root_and_docs(serve_url):
     models = requests.get(f"{serve_url}/models", timeout=30).json()
     by_name = {m["name"]: m for m in models}

@@ -150,3 +150,23 @@ def test_png_of_seen_image_round_trips():
     img = digit_one()
     seen = Image.open(io.BytesIO(base64.b64decode(imaging.to_png_base64(img))))
     assert np.array_equal(np.asarray(seen), img)
+
+
+def test_declared_sizes_reads_headers_only():
+    assert imaging.declared_sizes([png(digit_one()), png(digit_one(100))]) == [(28, 28), (100, 100)]
+    assert imaging.declared_sizes([bomb_png(5000, 4000)]) == [(5000, 4000)]  # not decoded
+    assert imaging.declared_sizes([bomb_png(50_000, 50_000)]) is None  # Pillow's own guard
+    assert imaging.declared_sizes([png(digit_one()), b"hello"]) is None
+    assert imaging.declared_sizes([]) == []
+
+
+def test_prepare_all_names_the_bad_image_of_several():
+    pixels, pngs = imaging.prepare_all([png(digit_one())] * 2, "digit", LIMIT, want_png=True)
+    assert pixels.shape == (2, 28, 28) and len(pngs) == 2
+    assert imaging.prepare_all([png(digit_one())], "digit", LIMIT)[1] is None
+    with pytest.raises(ApiError) as info:
+        imaging.prepare_all([png(digit_one()), b"hello"], "digit", LIMIT)
+    assert info.value.status == 415 and info.value.message.startswith("image 1:")
+    with pytest.raises(ApiError) as info:
+        imaging.prepare_all([b"hello"], "digit", LIMIT)
+    assert not info.value.message.startswith("image")

@@ -3,10 +3,13 @@ Ray: every kind of real input comes out as a 28x28 image the committed model rea
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import torch
 
+from serve_app import preprocess
 from serve_app.errors import ApiError
 from serve_app.imaging import prepare
 from serve_app.preprocess import Preprocess
@@ -39,7 +42,30 @@ def test_golden_image_is_read_correctly(models, dataset, path, label):
 def test_deployment_returns_client_errors_instead_of_raising():
     pre = Preprocess.func_or_class(max_image_pixels=4096 * 4096)
     good = golden("mnist")[0][0].read_bytes()
-    pixels, pngs = pre.run([good, good], "digit", want_png=True)
+    pixels, pngs = asyncio.run(pre.run([good, good], "digit", want_png=True))
     assert pixels.shape == (2, 28, 28) and len(pngs) == 2
-    err = pre.run([good, b"%PDF-1.4"], "digit")
+    err = asyncio.run(pre.run([good, b"%PDF-1.4"], "digit"))
     assert isinstance(err, ApiError) and err.status == 415 and err.message.startswith("image 1:")
+
+
+def test_small_requests_stay_on_the_loop_and_big_ones_go_to_a_thread(monkeypatch):
+    """Both paths give the same answer; only requests over INLINE_PIXELS pay the hand-off."""
+    pre = Preprocess.func_or_class(max_image_pixels=4096 * 4096)
+    small = next(p for p, _ in golden("mnist") if "dataset" in p.name).read_bytes()  # 28 x 28
+    big = next(p for p, _ in golden("mnist") if "large" in p.name).read_bytes()
+    threaded = []
+    real = asyncio.to_thread
+
+    async def counting(func, *args):
+        threaded.append(args[0])
+        return await real(func, *args)
+
+    monkeypatch.setattr(preprocess.asyncio, "to_thread", counting)
+    inline, _ = asyncio.run(pre.run([small], "digit"))
+    assert threaded == []
+    both, _ = asyncio.run(pre.run([small, big], "digit"))
+    assert threaded == [[small, big]]
+    assert np.array_equal(both[0], inline[0])
+    assert np.array_equal(both[1], prepare(big, "digit", 4096 * 4096))
+    asyncio.run(pre.run([b"not an image"], "digit"))  # unreadable header: the thread decides
+    assert len(threaded) == 2

@@ -16,6 +16,7 @@ from training.model import (
     file_sha256,
     load_checkpoint,
     normalise,
+    probabilities,
     save_checkpoint,
 )
 
@@ -49,7 +50,31 @@ def test_checkpoint_round_trip_rebuilds_model_and_metadata(tmp_path: Path, datas
     assert meta["test_accuracy"] == 0.5 and meta["model_args"]["channels"] == (4, 8)
     assert not loaded.training
     x = torch.randn(3, 1, 28, 28)
-    assert torch.equal(loaded(x), model(x))
+    # Loaded weights are channels_last (faster on CPU); the layout reorders float sums only.
+    assert loaded.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_probabilities_are_the_softmax_of_the_normalised_forward_pass(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Net(**ARCH).eval()
+    save_checkpoint(tmp_path / "m.pt", model, ARCH, "mnist")
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    pixels = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    probs = probabilities(loaded, meta, pixels.numpy())
+    expected = torch.softmax(model(normalise(pixels, meta["mean"], meta["std"])), dim=1)
+    assert probs.shape == (5, 10) and not probs.requires_grad
+    assert torch.allclose(probs, expected, atol=1e-6)
+    assert torch.allclose(probs.sum(1), torch.ones(5))
+
+
+def test_a_loaded_checkpoint_still_initialises_a_training_model(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "m.pt", Net(**ARCH), ARCH, "mnist")
+    parent, _ = load_checkpoint(tmp_path / "m.pt")
+    child = Net(**ARCH)
+    child.load_state_dict(parent.state_dict())  # what `train --init` does
+    assert child.features[0][0].weight.is_contiguous()  # values copied, layout kept
+    assert torch.equal(child.features[0][0].weight, parent.features[0][0].weight)
 
 
 def test_save_unwraps_a_ddp_style_module(tmp_path: Path) -> None:
