@@ -30,6 +30,7 @@ from training.model import load_checkpoint, probabilities
 RESULTS = ROOT / "benchmarks" / "results"
 GOLDEN = ROOT / "tests" / "golden"
 PY = sys.executable
+SERVE = str(Path(PY).parent / "serve")  # the `serve` CLI of this environment
 
 
 class Server:
@@ -82,6 +83,24 @@ class Server:
                 except psutil.Error:
                     pass
             return sum(self._cpu.values())
+
+    def replicas(self) -> int:
+        """Serve replica processes now running (Ray renames a stopped replica's worker)."""
+        names = []
+        for p in self._tree():
+            try:
+                names.append(" ".join(p.cmdline()))
+            except psutil.Error:
+                pass
+        return sum(name.startswith("ray::ServeReplica:") for name in names)
+
+    def settle(self, replicas: int, timeout: float = 150) -> float:
+        """Wait until autoscaling is back to `replicas`, so that every run starts from the
+        same state; a downscale in the middle of a run stops replicas under its load."""
+        start = time.perf_counter()
+        while self.replicas() > replicas and time.perf_counter() - start < timeout:
+            time.sleep(1)
+        return time.perf_counter() - start
 
     def stop(self) -> None:
         self._stop.set()
@@ -159,12 +178,16 @@ def run_seed(cases, levels, seconds, info) -> list[dict]:
 
 
 def run_serve(cases, runs, levels, seconds, info, config, env) -> list[dict]:
-    cmd = [str(Path(sys.executable).parent / "serve"), "run", config]
+    cmd = [SERVE, "run", config]
     serve = Server(cmd, "http://127.0.0.1:8000", ("/mnist", cases["single"][1]), env)
     try:
         info["serve_cold_start_s"] = round(serve.cold_start_s, 1)
-        rows = [row for name in runs
-                for row in measure(serve, f"serve {name}", *cases[name][:3], levels, seconds)]
+        idle = serve.replicas()
+        rows = []
+        for name in runs:
+            print(json.dumps({"settled_s": round(serve.settle(idle), 1), "replicas": idle}),
+                  flush=True)
+            rows += measure(serve, f"serve {name}", *cases[name][:3], levels, seconds)
         info["serve_peak_rss_mb"] = round(serve.peak_rss / 2**20)
         return rows
     finally:
