@@ -97,7 +97,7 @@ class Classifier:
                                                     "label": meta["labels"][class_id]})
         return np.split(probs, np.cumsum([len(c) for c in chunks])[:-1])
 
-    def info(self) -> dict:
+    async def info(self) -> dict:  # async: a sync method would cost a thread hand-off per call
         meta = self._meta
         return {"name": self.name, "version": meta["sha256"][:12], "dataset": meta["dataset"],
                 "labels": meta["labels"], "test_accuracy": meta.get("test_accuracy"),
