@@ -77,7 +77,8 @@ def main() -> None:
                     proxy_location=schema.proxy_location).deploy_apps(schema, _blocking=False)
         wait_running()
         url = f"http://127.0.0.1:{PORT}/mnist"
-        _, body, _, _ = bodies()["single"]
+        # A canvas drawing goes through every stage (a 28x28 image would skip Preprocess).
+        _, body, _, _ = bodies()["canvas"]
         nodes = {"head": cluster.head_node.node_id[:8], "worker": worker.node_id[:8]}
         before = placement()
         two = load.run(url, body, 16, 8.0).row()

@@ -39,7 +39,6 @@ from serve_app.settings import AppArgs
 DIRECT_MAX_IMAGES = 4
 
 
-
 def decoded_here(sizes: list[tuple[int, int]] | None) -> bool:
     """Whether the ingress decodes these images itself (sizes from their headers)."""
     return bool(sizes) and len(sizes) <= DIRECT_MAX_IMAGES and \
