@@ -10,6 +10,8 @@ import re
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from tests.kuberay.test_manifests import quantity
+
 # The only differences allowed between serveConfigV2 and config/serve.yaml, and why:
 # http_options.host: in a pod the proxy must listen on the pod IP, not loopback.
 ALLOWED_DIFFERENCES = {("http_options", "host"): "0.0.0.0"}
@@ -113,3 +115,28 @@ def test_network_policy_opens_only_the_serve_port(ray_service: dict, manifests: 
     open_to_all = [rule for rule in policy["spec"]["ingress"] if "from" not in rule]
     port = serve_config_v2(ray_service)["http_options"]["port"]
     assert [p["port"] for rule in open_to_all for p in rule["ports"]] == [port]
+
+
+def test_replicas_fit_the_workers_by_cpu_and_memory(ray_service: dict) -> None:
+    """Ray places a replica only where its reservations fit. The minimum set must fit one worker
+    and every replica at max_replicas must fit maxReplicas workers, or replicas stay pending; and
+    the reservations, the object store and Ray's own processes must fit the pod's memory limit,
+    or the pod is OOM-killed instead."""
+    deployments = serve_config_v2(ray_service)["applications"][0]["deployments"]
+    [group] = cluster(ray_service)["workerGroupSpecs"]
+    params = group["rayStartParams"]
+    limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
+    worker_memory, worker_cpus = int(params["memory"]), quantity(limits["cpu"])
+
+    def reserved(key: str, replicas: str) -> float:
+        return sum(d["ray_actor_options"][key] * d["autoscaling_config"][replicas]
+                   for d in deployments)
+
+    assert all(d["ray_actor_options"].get("memory") for d in deployments)
+    assert reserved("memory", "min_replicas") <= worker_memory
+    assert reserved("num_cpus", "min_replicas") <= worker_cpus
+    assert reserved("memory", "max_replicas") <= worker_memory * group["maxReplicas"]
+    assert reserved("num_cpus", "max_replicas") <= worker_cpus * group["maxReplicas"]
+    ray_own = 0.7 * 2**30  # raylet, agents, proxy and HAProxy manager, measured (~0.7 GiB RSS)
+    assert worker_memory + int(params["object-store-memory"]) + ray_own <= \
+        quantity(limits["memory"])
