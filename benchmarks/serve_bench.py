@@ -33,6 +33,15 @@ PY = sys.executable
 SERVE = str(Path(PY).parent / "serve")  # the `serve` CLI of this environment
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size in bytes (Linux), 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
 class Server:
     """A server process tree started by us: CPU seconds and peak RSS of all its processes."""
 
@@ -41,7 +50,8 @@ class Server:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True,
                                      env={**os.environ, **(env or {})})
-        self.peak_rss, self._stop = 0, threading.Event()
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU s last seen
         self._cpu_lock = threading.Lock()  # the sampler thread and the caller both update it
         self.cold_start_s = self._wait(*probe)
@@ -64,12 +74,19 @@ class Server:
         raise TimeoutError(f"{self.url} did not answer 200 within {timeout}s")
 
     def _sample(self) -> None:
+        """RSS every 0.5 s. RSS counts shared pages (torch's libraries) once per process, so
+        PSS, which splits them, is the whole service's real footprint; it costs a page-table walk
+        per process, so it is read every 5 s only."""
+        ticks = 0
         while not self._stop.is_set():
             try:
                 self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in self._tree()))
+                if ticks % 10 == 0:
+                    self.peak_pss = max(self.peak_pss, sum(_pss(p.pid) for p in self._tree()))
             except psutil.Error:
                 pass
             self.cpu_seconds()
+            ticks += 1
             time.sleep(0.5)
 
     def cpu_seconds(self) -> float:
@@ -171,6 +188,7 @@ def run_seed(cases, levels, seconds, info) -> list[dict]:
         rows = [row for name in ("single", "canvas")
                 for row in measure(seed, f"seed {name}", *cases[name][:3], levels, seconds)]
         info.update(seed_peak_rss_mb=round(seed.peak_rss / 2**20),
+                    seed_peak_pss_mb=round(seed.peak_pss / 2**20),
                     seed_cold_start_s=round(seed.cold_start_s, 1))
         return rows
     finally:
@@ -189,6 +207,7 @@ def run_serve(cases, runs, levels, seconds, info, config, env) -> list[dict]:
                   flush=True)
             rows += measure(serve, f"serve {name}", *cases[name][:3], levels, seconds)
         info["serve_peak_rss_mb"] = round(serve.peak_rss / 2**20)
+        info["serve_peak_pss_mb"] = round(serve.peak_pss / 2**20)
         return rows
     finally:
         serve.stop()
