@@ -111,11 +111,16 @@ class Server:
                 pass
         return sum(name.startswith("ray::ServeReplica:") for name in names)
 
-    def settle(self, replicas: int, timeout: float = 150) -> float:
-        """Wait until autoscaling is back to `replicas`, so that every run starts from the
-        same state; a downscale in the middle of a run stops replicas under its load."""
-        start = time.perf_counter()
-        while self.replicas() > replicas and time.perf_counter() - start < timeout:
+    def settle(self, replicas: int, quiet_s: float = 10, timeout: float = 180) -> float:
+        """Wait until autoscaling has stayed at `replicas` for `quiet_s`, so that every run
+        starts from the same state. Replicas started or stopped during a run take CPU from it,
+        and the autoscaler can still add replicas a few seconds after the previous run's load."""
+        start = steady = time.perf_counter()
+        while time.perf_counter() - start < timeout:
+            if self.replicas() != replicas:
+                steady = time.perf_counter()
+            elif time.perf_counter() - steady >= quiet_s:
+                break
             time.sleep(1)
         return time.perf_counter() - start
 
