@@ -7,14 +7,12 @@ import os
 import time
 
 import numpy as np
-import torch
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from serve_app.batch_wait import AdaptiveWait
 from serve_app.metrics import LATENCY_BOUNDS_MS
 from serve_app.settings import resolve
-from training.model import load_checkpoint, probabilities
 
 logger = logging.getLogger("ray.serve")
 
@@ -23,23 +21,24 @@ def _images_in(chunks: list[np.ndarray]) -> int:
     return sum(len(c) for c in chunks)
 
 
-def _probe(model: torch.nn.Module, name: str) -> None:
-    """One forward pass on a blank image; raises if the model cannot give finite scores."""
-    out = probabilities(model, {"mean": 0.0, "std": 1.0}, np.zeros((1, 28, 28), np.uint8))
-    if out.shape != (1, 10) or not torch.isfinite(out).all():
-        raise RuntimeError(f"model {name} gives invalid output (shape {tuple(out.shape)})")
-
-
 @serve.deployment
 class Classifier:
     """Holds one model; `predict` takes N x 28 x 28 pixel arrays (0-255, white on black)."""
 
     def __init__(self, name: str, checkpoint: str, threads: int = 1):
+        # torch and the model code are imported here, in the replica, not by the module:
+        # building the application imports every deployment's module, and torch was 1.6 s of
+        # that step's 3 s of cold start (benchmarks/NOTES.md, lever 19).
+        import torch
+
+        from training.model import load_checkpoint, probabilities
+
+        self._load, self._forward = load_checkpoint, probabilities
         # One thread per replica: replicas, not intra-op threads, use the cores (NOTES.md).
         torch.set_num_threads(int(os.environ.get("CLASSIFIER_THREADS", threads)))
         self.name = name
         self._path = checkpoint
-        self._model, self._meta = load_checkpoint(checkpoint)
+        self._model, self._meta = self._load(checkpoint)
         self._reload_error: str | None = None
         self._max_batch = 128
         self._wait = AdaptiveWait(0.003)
@@ -63,10 +62,10 @@ class Classifier:
     def _swap(self, path: str) -> None:
         """Load the new checkpoint fully before switching; a bad one leaves the old serving."""
         try:
-            model, meta = load_checkpoint(path)
+            model, meta = self._load(path)
             if meta["labels"] != self._meta["labels"]:
                 raise ValueError(f"labels {meta['labels']} differ from the served model's")
-            _probe(model, name=path)
+            self._probe(model, name=path)
         except Exception as err:
             self._reload_error = f"reload of {path} failed, still serving " \
                                  f"{self._meta['sha256'][:12]}: {err}"
@@ -90,7 +89,7 @@ class Classifier:
         self._batched.set_batch_wait_timeout_s(self._wait.after(requests=len(chunks)))
         start = time.perf_counter()
         model, meta = self._model, self._meta  # one consistent model for the whole batch
-        probs = probabilities(model, meta, np.concatenate(chunks)).numpy()
+        probs = self._forward(model, meta, np.concatenate(chunks)).numpy()
         self._latency.observe((time.perf_counter() - start) * 1000, tags={"model": self.name})
         for class_id, count in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True):
             self._predictions.inc(int(count), tags={"model": self.name,
@@ -105,6 +104,13 @@ class Classifier:
                          "WEBP is canonicalised by the service",
                 "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error}
 
+    def _probe(self, model, name: str) -> None:
+        """One forward pass on a blank image; raises if the model cannot give finite scores."""
+        out = self._forward(model, {"mean": 0.0, "std": 1.0},
+                            np.zeros((1, 28, 28), np.uint8)).numpy()
+        if out.shape != (1, 10) or not np.isfinite(out).all():
+            raise RuntimeError(f"model {name} gives invalid output (shape {out.shape})")
+
     def check_health(self) -> None:
         """A tiny forward pass: a replica whose model cannot run is replaced."""
-        _probe(self._model, self.name)
+        self._probe(self._model, self.name)
