@@ -39,10 +39,13 @@ from serve_app.settings import AppArgs
 DIRECT_MAX_IMAGES = 4
 
 
-def decoded_here(sizes: list[tuple[int, int]] | None) -> bool:
-    """Whether the ingress decodes these images itself (sizes from their headers)."""
-    return bool(sizes) and len(sizes) <= DIRECT_MAX_IMAGES and \
-        all(size == (imaging.SIDE, imaging.SIDE) for size in sizes)
+def decoded_here(blobs: list[bytes]) -> bool:
+    """Whether the ingress decodes these images itself. The count comes first, so a many-image
+    request never pays for reading every header here."""
+    if not blobs or len(blobs) > DIRECT_MAX_IMAGES:
+        return False
+    sizes = imaging.declared_sizes(blobs)
+    return sizes is not None and all(size == (imaging.SIDE, imaging.SIDE) for size in sizes)
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -134,8 +137,7 @@ class Ingress:
     async def prepare(self, blobs: list[bytes], style: str, want_png: bool = False
                       ) -> tuple[np.ndarray, list[str] | None] | ApiError:
         """Encoded images -> N x 28 x 28 (Preprocess's contract: client errors returned)."""
-        # The count first: a many-image request never pays for reading every header here.
-        if len(blobs) <= DIRECT_MAX_IMAGES and decoded_here(imaging.declared_sizes(blobs)):
+        if decoded_here(blobs):
             try:
                 return imaging.prepare_all(blobs, style, self.args.max_image_pixels, want_png)
             except ApiError as err:
