@@ -11,6 +11,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 KUBERAY = ROOT / "kuberay"
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CRDS_MISSING = ("KubeRay CRD schemas not found: set KUBERAY_CRDS to a folder holding the v1.7.0 "
+                "CRDs (ray-operator/config/crd/bases in ray-project/kuberay at v1.7.0)")
 CRD_FILES = {
     "RayService": "ray.io_rayservices.yaml",
     "RayJob": "ray.io_rayjobs.yaml",
@@ -55,9 +57,10 @@ def crd_schemas() -> dict[str, dict]:
     """{kind: the v1 openAPIV3Schema} of the KubeRay CRDs that $KUBERAY_CRDS points at."""
     where = os.environ.get("KUBERAY_CRDS")
     if not where:
-        pytest.skip("KUBERAY_CRDS is unset: point it at the KubeRay v1.7.0 CRDs "
-                    "(`make test` sets ../shared/kuberay/crds)")
+        # A user's clone has no ../shared: these checks are optional there (CI always runs them).
+        pytest.skip(CRDS_MISSING)
     folder = Path(where)
+    # Named explicitly but absent is a mistake (CI sets it), not a reason to skip.
     assert folder.is_dir(), f"KUBERAY_CRDS={where} is not a folder (cwd {Path.cwd()})"
     schemas = {}
     for kind, name in CRD_FILES.items():
