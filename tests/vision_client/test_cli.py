@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from serve_app import client
 from tests.conftest import ROOT, free_port, golden
 from training.model import DATASETS
+from vision_client import cli as client
 
 OK = {"model": "mnist", "model_version": "abc", "class_id": 7, "label": "7",
       "confidence": 0.9876, "probabilities": [0.0] * 10}
@@ -78,7 +78,7 @@ def test_service_down_is_one_line_and_exit_2(tmp_path):
     """A real process, through the module entry point: no traceback, exit code 2."""
     image = tmp_path / "x.png"
     image.write_bytes(b"\x89PNG")
-    proc = subprocess.run([sys.executable, "-m", "serve_app.client", "predict", str(image),
+    proc = subprocess.run([sys.executable, "-m", "vision_client", "predict", str(image),
                            "--url", f"http://127.0.0.1:{free_port()}"],  # bound, then closed
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
