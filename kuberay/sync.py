@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from training.paths import ROOT
+
 SERVICE = ROOT / "kuberay" / "ray-service.yaml"
 HOST = r"\1host: 0.0.0.0  # the one change from config/serve.yaml: reachable on the pod IP"
 

@@ -12,9 +12,10 @@ from ray.serve.metrics import Counter, Histogram
 
 from serve_app.batch_wait import AdaptiveWait
 from serve_app.metrics import LATENCY_BOUNDS_MS
-from serve_app.settings import resolve
+from serve_app.settings import ClassifierConfig, resolve
 
 logger = logging.getLogger("ray.serve")
+DEFAULTS = ClassifierConfig()
 
 
 def _images_in(chunks: list[np.ndarray]) -> int:
@@ -25,7 +26,7 @@ def _images_in(chunks: list[np.ndarray]) -> int:
 class Classifier:
     """Holds one model; `predict` takes N x 28 x 28 pixel arrays (0-255, white on black)."""
 
-    def __init__(self, name: str, checkpoint: str, threads: int = 1):
+    def __init__(self, name: str, checkpoint: str, chunk_size: int = 1, threads: int = 1):
         # torch and the model code are imported here, in the replica, not by the module:
         # building the application imports every deployment's module, and torch was 1.6 s of
         # that step's 3 s of cold start (benchmarks/NOTES.md, lever 19).
@@ -37,25 +38,29 @@ class Classifier:
         # One thread per replica: replicas, not intra-op threads, use the cores (NOTES.md).
         torch.set_num_threads(int(os.environ.get("CLASSIFIER_THREADS", threads)))
         self.name = name
+        self._chunk_size = chunk_size  # the largest array the ingress sends in one call
         self._path = checkpoint
         self._model, self._meta = self._load(checkpoint)
         self._reload_error: str | None = None
-        self._max_batch = 128
-        self._wait = AdaptiveWait(0.003)
         self._predictions = Counter("vision_predictions_total", description="Predictions",
                                     tag_keys=("model", "label"))
         self._latency = Histogram("vision_inference_latency_ms",
                                   description="Forward pass time per batch",
                                   boundaries=LATENCY_BOUNDS_MS, tag_keys=("model",))
+        self.reconfigure({})  # the defaults, until Serve passes the deployment's user_config
 
-    def reconfigure(self, config: dict) -> None:
+    def reconfigure(self, user_config: dict) -> None:
         """Batching knobs and hot model swaps, from user_config, without a restart."""
-        self._max_batch = int(config.get("max_batch_size", self._max_batch))
-        self._batched.set_max_batch_size(self._max_batch)
-        self._wait = AdaptiveWait(float(config.get("batch_wait_timeout_s", self._wait.wait_s)),
-                                  bool(config.get("adaptive_batch_wait", self._wait.adaptive)))
+        config = ClassifierConfig.model_validate(user_config)  # unknown keys fail the deploy
+        if config.max_batch_size < self._chunk_size:
+            # The ingress splits requests into chunks; the batcher refuses an item larger
+            # than its batch, so this setting would fail every many-image request.
+            raise ValueError(f"max_batch_size {config.max_batch_size} is below the app's "
+                             f"chunk_size {self._chunk_size}")
+        self._batched.set_max_batch_size(config.max_batch_size)
+        self._wait = AdaptiveWait(config.batch_wait_timeout_s, config.adaptive_batch_wait)
         self._batched.set_batch_wait_timeout_s(self._wait.after(requests=1))
-        wanted = str(resolve(config["checkpoint"])) if config.get("checkpoint") else self._path
+        wanted = str(resolve(config.checkpoint)) if config.checkpoint else self._path
         if wanted != self._path:
             self._swap(wanted)
 
@@ -75,14 +80,13 @@ class Classifier:
         logger.info("Classifier %s now serves %s (%s)", self.name, path, meta["sha256"][:12])
 
     async def predict(self, pixels: np.ndarray) -> dict:
-        """Probabilities for N images, via the dynamic batcher (chunks of <= max batch)."""
-        step = self._max_batch
-        parts = [await self._batched(pixels[i:i + step]) for i in range(0, len(pixels), step)]
-        probs = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        """Probabilities for N <= chunk_size images, via the dynamic batcher."""
+        probs = await self._batched(pixels)
         return {"probabilities": probs, "version": self._meta["sha256"][:12],
                 "labels": self._meta["labels"]}
 
-    @serve.batch(max_batch_size=128, batch_wait_timeout_s=0.003, batch_size_fn=_images_in)
+    @serve.batch(max_batch_size=DEFAULTS.max_batch_size,
+                 batch_wait_timeout_s=DEFAULTS.batch_wait_timeout_s, batch_size_fn=_images_in)
     async def _batched(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
         """One forward pass for every image queued by concurrent requests."""
         # The next batch's wait, from how many requests overlapped in this one (batch_wait.py).
@@ -99,7 +103,7 @@ class Classifier:
     async def info(self) -> dict:  # async: a sync method would cost a thread hand-off per call
         meta = self._meta
         return {"name": self.name, "version": meta["sha256"][:12], "dataset": meta["dataset"],
-                "labels": meta["labels"], "test_accuracy": meta.get("test_accuracy"),
+                "labels": meta["labels"], "style": meta["style"], "test_accuracy": meta.get("test_accuracy"),
                 "input": "28x28 grayscale, white on black, pixels 0-255; any PNG/JPEG/GIF/BMP/"
                          "WEBP is canonicalised by the service",
                 "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error}

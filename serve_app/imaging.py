@@ -44,34 +44,49 @@ def _looks_allowed(data: bytes) -> bool:
     return data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
-    """Open and fully load one image; errors map to 413/415/422, never an exception leak."""
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Read one image's header: format and size are checked, no pixel is decoded yet.
+    Errors map to 413/415/422, never an exception leak."""
     if not data:
         raise ApiError(422, "empty_image", "the image is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            # The header gives the size before any pixel is decoded: bombs stop here.
-            if img.width * img.height > max_pixels:
-                raise ApiError(413, "image_too_large",
-                               f"{img.width}x{img.height} pixels exceeds the limit of "
-                               f"{max_pixels} pixels")
-            if img.width == 0 or img.height == 0:
-                raise ApiError(422, "empty_image", "the image has zero width or height")
-            img.load()
-    except ApiError:
-        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ApiError(413, "image_too_large", "the image exceeds the pixel limit") from None
-    except Exception as err:  # Pillow raises many types for hostile bytes
+    except Exception:  # Pillow raises many types for hostile bytes
         if _looks_allowed(data):
-            raise ApiError(422, "corrupt_image",
-                           f"the image could not be decoded ({type(err).__name__})") from None
+            raise ApiError(422, "corrupt_image", "the image could not be decoded") from None
         raise ApiError(415, "unsupported_media_type",
                        f"not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})") \
             from None
+    # The header gives the size before any pixel is decoded: bombs stop here.
+    if img.width * img.height > max_pixels:
+        raise ApiError(413, "image_too_large", f"{img.width}x{img.height} pixels exceeds the "
+                                               f"limit of {max_pixels} pixels")
+    if img.width == 0 or img.height == 0:
+        raise ApiError(422, "empty_image", "the image has zero width or height")
     return img
+
+
+def load(img: Image.Image) -> Image.Image:
+    """Decode the pixels of an opened image; a failure here means a corrupt file (422)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(413, "image_too_large", "the image exceeds the pixel limit") from None
+    except Exception as err:
+        raise ApiError(422, "corrupt_image",
+                       f"the image could not be decoded ({type(err).__name__})") from None
+    return img
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """Open and fully load one image."""
+    return load(open_image(data, max_pixels))
 
 
 def to_gray(img: Image.Image) -> np.ndarray:
@@ -178,34 +193,50 @@ def canonicalise(img: Image.Image, style: str) -> np.ndarray:
     return canonical_digit(ink) if style == "digit" else canonical_clothing(ink)
 
 
-def declared_sizes(blobs: list[bytes]) -> list[tuple[int, int]] | None:
-    """(width, height) from each image's header, decoding no pixels; None if any header is
-    unreadable (decode() then gives the client the precise error)."""
-    sizes = []
-    for data in blobs:
+def _each(items: list, work) -> list:
+    """work(item) for every item; the first client error answers for the request, naming
+    its index when there are several."""
+    out = []
+    for i, item in enumerate(items):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
-                    sizes.append(img.size)
-        except Exception:
-            return None
-    return sizes
+            out.append(work(item))
+        except ApiError as err:
+            if len(items) > 1:
+                err.message = f"image {i}: {err.message}"
+            raise
+    return out
+
+
+def open_all(blobs: list[bytes], max_pixels: int) -> list[Image.Image]:
+    """Every image of a request opened (headers read once, limits checked), none decoded."""
+    return _each(blobs, lambda data: open_image(data, max_pixels))
+
+
+def canonicalise_all(images: list[Image.Image], style: str, want_png: bool = False
+                     ) -> tuple[np.ndarray, list[str] | None]:
+    """Opened images -> N x 28 x 28 uint8 (and the PNGs the model saw, if wanted)."""
+    pixels = np.stack(_each(images, lambda img: canonicalise(load(img), style)))
+    return pixels, [to_png_base64(a) for a in pixels] if want_png else None
 
 
 def prepare_all(blobs: list[bytes], style: str, max_pixels: int, want_png: bool = False
                 ) -> tuple[np.ndarray, list[str] | None]:
-    """All images of a request -> N x 28 x 28 (and the PNGs the model saw, if wanted).
-    The first bad image answers for the request, naming its index when there are several."""
-    out = np.empty((len(blobs), SIDE, SIDE), np.uint8)
-    for i, data in enumerate(blobs):
-        try:
-            out[i] = prepare(data, style, max_pixels)
-        except ApiError as err:
-            if len(blobs) > 1:
-                err.message = f"image {i}: {err.message}"
-            raise
-    return out, [to_png_base64(a) for a in out] if want_png else None
+    """All images of a request -> N x 28 x 28 (and the PNGs the model saw, if wanted)."""
+    return canonicalise_all(open_all(blobs, max_pixels), style, want_png)
+
+
+def in_dataset_form(blobs: list[bytes], max_pixels: int, want_png: bool = False
+                    ) -> tuple[np.ndarray, list[str] | None] | None:
+    """prepare_all's answer, if every image is already 28x28 (dataset form: nothing to canonicalise but
+    polarity, so no style is needed); None otherwise, or when any header is unreadable (the
+    full preprocessing then gives the client the precise error)."""
+    try:
+        images = open_all(blobs, max_pixels)
+    except ApiError:
+        return None
+    if not images or any(img.size != (SIDE, SIDE) for img in images):
+        return None
+    return canonicalise_all(images, "digit", want_png)
 
 
 def prepare(data: bytes, style: str, max_pixels: int) -> np.ndarray:

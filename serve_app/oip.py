@@ -1,4 +1,5 @@
-"""Open Inference Protocol (KServe v2 REST) encoding, so Triton/KServe clients work unchanged.
+"""Open Inference Protocol (KServe v2 REST) decoding and encoding, so Triton/KServe clients work
+unchanged. The routes are in oip_routes.py.
 
 Spec: https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 Also reads Triton's binary tensor extension (what `tritonclient.http` sends by default):
@@ -15,15 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serve_app.errors import ApiError
 from serve_app.imaging import SIDE
+from serve_app.parsing import check_count
 
 
-class OipError(Exception):
-    """Rendered as the protocol's `{"error": "..."}`."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+def invalid(message: str) -> ApiError:
+    """A malformed inference request (errors.py renders it in the protocol's shape)."""
+    return ApiError(400, "invalid_inference_request", message)
 
 
 @dataclass
@@ -65,9 +65,9 @@ def _split_binary(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     try:
         n = int(header_length)
     except ValueError:
-        raise OipError("Inference-Header-Content-Length is not an integer") from None
+        raise invalid("Inference-Header-Content-Length is not an integer") from None
     if not 0 < n <= len(body):
-        raise OipError("Inference-Header-Content-Length is outside the body")
+        raise invalid("Inference-Header-Content-Length is outside the body")
     return _json(body[:n]), body[n:]
 
 
@@ -75,9 +75,9 @@ def _json(raw: bytes) -> dict:
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise OipError("the request is not valid JSON") from None
+        raise invalid("the request is not valid JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-        raise OipError("the request needs a non-empty 'inputs' list")
+        raise invalid("the request needs a non-empty 'inputs' list")
     return doc
 
 
@@ -86,55 +86,53 @@ def _bytes_elements(blob: bytes) -> list[bytes]:
     out, i = [], 0
     while i < len(blob):
         if i + 4 > len(blob):
-            raise OipError("truncated BYTES tensor")
+            raise invalid("truncated BYTES tensor")
         (n,) = struct.unpack_from("<I", blob, i)
         out.append(blob[i + 4:i + 4 + n])
         i += 4 + n
     if i != len(blob):
-        raise OipError("truncated BYTES tensor")
+        raise invalid("truncated BYTES tensor")
     return out
 
 
 def _pixels(spec: dict, raw: bytes | None, max_images: int) -> np.ndarray:
     dtype, shape = spec.get("datatype"), spec.get("shape")
     if dtype not in _DTYPES:
-        raise OipError(f"input 'input' must be UINT8 or FP32, not {dtype}")
+        raise invalid(f"input 'input' must be UINT8 or FP32, not {dtype}")
     if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
             and len(shape) in (3, 4) and shape[-2:] == [SIDE, SIDE]
             and (len(shape) == 3 or shape[1] == 1)):
-        raise OipError(f"input 'input' must have shape [N,1,28,28] or [N,28,28], not {shape}")
-    if not 1 <= shape[0] <= max_images:
-        raise OipError(f"batch size {shape[0]} is outside 1..{max_images}")
+        raise invalid(f"input 'input' must have shape [N,1,28,28] or [N,28,28], not {shape}")
+    check_count(shape[0], max_images)
     try:
         if raw is not None:
             arr = np.frombuffer(raw, dtype=np.dtype(_DTYPES[dtype]).newbyteorder("<"))
         else:
             arr = np.asarray(spec.get("data"), dtype=np.float64).ravel()
     except (TypeError, ValueError):
-        raise OipError("input 'input' data must be a flat or nested list of numbers") from None
+        raise invalid("input 'input' data must be a flat or nested list of numbers") from None
     if arr.size != int(np.prod(shape)):
-        raise OipError(f"input 'input' has {arr.size} values; shape {shape} needs "
+        raise invalid(f"input 'input' has {arr.size} values; shape {shape} needs "
                        f"{int(np.prod(shape))}")
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-        raise OipError("pixel values must be finite and within 0..255")
+        raise invalid("pixel values must be finite and within 0..255")
     return arr.reshape(shape[0], SIDE, SIDE).astype(np.float32 if dtype == "FP32" else np.uint8)
 
 
 def _images(spec: dict, raw: bytes | None, max_images: int) -> list[bytes]:
     if spec.get("datatype") != "BYTES":
-        raise OipError("input 'image' must be BYTES")
+        raise invalid("input 'image' must be BYTES")
     if raw is not None:
         items = _bytes_elements(raw)
     else:
         data = spec.get("data")
         if not isinstance(data, list) or not all(isinstance(d, str) for d in data):
-            raise OipError("input 'image' data must be a list of base64 strings")
+            raise invalid("input 'image' data must be a list of base64 strings")
         try:
             items = [base64.b64decode(d, validate=True) for d in data]
         except (binascii.Error, ValueError):
-            raise OipError("input 'image' holds invalid base64") from None
-    if not 1 <= len(items) <= max_images:
-        raise OipError(f"batch size {len(items)} is outside 1..{max_images}")
+            raise invalid("input 'image' holds invalid base64") from None
+    check_count(len(items), max_images)
     return items
 
 
@@ -142,18 +140,18 @@ def parse_infer(body: bytes, header_length: str | None, max_images: int) -> Inpu
     """A v2 infer request (JSON, or JSON + binary tensors) -> Inputs."""
     doc, binary = _split_binary(body, header_length)
     if len(doc["inputs"]) != 1 or not isinstance(doc["inputs"][0], dict):
-        raise OipError("send exactly one input: 'input' (pixels) or 'image' (encoded files)")
+        raise invalid("send exactly one input: 'input' (pixels) or 'image' (encoded files)")
     spec = doc["inputs"][0]
     size = (spec.get("parameters") or {}).get("binary_data_size")
     raw = None
     if size is not None:
         if not isinstance(size, int) or size != len(binary):
-            raise OipError("binary_data_size does not match the binary part of the body")
+            raise invalid("binary_data_size does not match the binary part of the body")
         raw = binary
     wanted = [o.get("name") for o in doc.get("outputs") or [] if isinstance(o, dict)]
     unknown = set(wanted) - set(OUTPUTS)
     if unknown:
-        raise OipError(f"unknown output(s) {sorted(unknown)}; available: {list(OUTPUTS)}")
+        raise invalid(f"unknown output(s) {sorted(unknown)}; available: {list(OUTPUTS)}")
     result = Inputs(request_id=doc.get("id") if isinstance(doc.get("id"), str) else None,
                     outputs=wanted or None)
     if spec.get("name") == "input":
@@ -161,7 +159,7 @@ def parse_infer(body: bytes, header_length: str | None, max_images: int) -> Inpu
     elif spec.get("name") == "image":
         result.images = _images(spec, raw, max_images)
     else:
-        raise OipError(f"unknown input {spec.get('name')!r}; use 'input' or 'image'")
+        raise invalid(f"unknown input {spec.get('name')!r}; use 'input' or 'image'")
     return result
 
 

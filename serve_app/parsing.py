@@ -54,7 +54,7 @@ def from_json(body: bytes, query_flag: bool, max_images: int) -> Images:
                        f"or {{\"base64\": [\"<image>\", ...]}})") from None
     many = isinstance(req.base64, list)
     texts = req.base64 if many else [req.base64]
-    _check_count(len(texts), max_images)  # before decoding anything
+    check_count(len(texts), max_images)  # before decoding anything
     return Images([b64decode(t) for t in texts], many, req.return_image or query_flag)
 
 
@@ -71,6 +71,7 @@ async def from_multipart(request: Request, body: bytes, query_flag: bool,
     files = form.getlist("file")
     if any(not isinstance(f, UploadFile) for f in files):
         raise ApiError(422, "invalid_request", "'file' fields must be file uploads")
+    check_count(len(files), max_images=max_files)
     blobs = [await f.read() for f in files]
     return Images(blobs, len(blobs) > 1, _flag(form.get("return_image")) or query_flag)
 
@@ -87,11 +88,11 @@ async def parse(request: Request, max_body: int, max_images: int) -> Images:
     else:
         raise ApiError(415, "unsupported_content_type",
                        f"send application/json or multipart/form-data, not {ctype}")
-    _check_count(len(images.blobs), max_images)
     return images
 
 
-def _check_count(n: int, max_images: int) -> None:
+def check_count(n: int, max_images: int) -> None:
+    """The one rule for how many images a request may hold (REST and the OIP alike)."""
     if n == 0:
         raise ApiError(422, "no_images", "the request holds no image")
     if n > max_images:

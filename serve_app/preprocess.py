@@ -30,23 +30,21 @@ class Preprocess:
             "vision_preprocess_latency_ms", description="Decode + canonicalise time per request",
             boundaries=LATENCY_BOUNDS_MS, tag_keys=("style",))
 
-    async def run(self, images: list[bytes], style: str, want_png: bool = False
+    async def run(self, blobs: list[bytes], style: str, want_png: bool = False
                   ) -> tuple[np.ndarray, list[str] | None] | ApiError:
         """All images of one request in one call; a client error is returned, not raised.
 
         Returning the error keeps client mistakes out of the replica's error logs and
-        avoids a traceback per bad image; the ingress turns it into the HTTP answer.
+        avoids a traceback per bad image; the ingress's `call` raises it as the answer.
         """
-        sizes = imaging.declared_sizes(images)
-        if sizes is not None and sum(w * h for w, h in sizes) <= INLINE_PIXELS:
-            return self._prepare(images, style, want_png)
-        return await asyncio.to_thread(self._prepare, images, style, want_png)
-
-    def _prepare(self, images: list[bytes], style: str, want_png: bool
-                 ) -> tuple[np.ndarray, list[str] | None] | ApiError:
         start = time.perf_counter()
         try:
-            prepared = imaging.prepare_all(images, style, self._max_pixels, want_png)
+            images = imaging.open_all(blobs, self._max_pixels)  # the only header read
+            if sum(img.width * img.height for img in images) <= INLINE_PIXELS:
+                prepared = imaging.canonicalise_all(images, style, want_png)
+            else:
+                prepared = await asyncio.to_thread(imaging.canonicalise_all, images, style,
+                                                   want_png)
         except ApiError as err:
             return err
         self._latency.observe((time.perf_counter() - start) * 1000, tags={"style": style})

@@ -53,6 +53,7 @@ class ModelInfo(BaseModel):
     version: str
     dataset: str
     labels: list[str]
+    style: str = Field(description="how inputs are canonicalised (from the checkpoint)")
     test_accuracy: float | None
     input: str
     checkpoint_sha256: str
@@ -64,3 +65,30 @@ def prediction(probs: list[float], labels: list[str], image: str | None = None) 
     class_id = max(range(len(probs)), key=probs.__getitem__)
     return {"class_id": class_id, "label": labels[class_id], "confidence": probs[class_id],
             "probabilities": probs, **({"image": image} if image is not None else {})}
+
+
+class OipErrorResponse(BaseModel):
+    """An error on an Open Inference Protocol route: the protocol's shape plus our code."""
+
+    error: str = Field(description="what went wrong (the protocol's field)")
+    code: str = Field(description="a stable machine-readable code, as in REST errors")
+
+
+# ---- OpenAPI text for what FastAPI cannot infer: bodies read by hand, error answers ----------
+
+REST_ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 415, 422, 429, 503)}
+OIP_ERRORS = {s: {"model": OipErrorResponse} for s in (400, 401, 404, 413, 429, 503)}
+
+# The predict routes read their body themselves (JSON or multipart, size-limited while
+# streaming), so FastAPI is told what the body looks like.
+PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": PredictRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                       "return_image": {"type": "boolean"}}}},
+}}}
+OIP_INFER_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["inputs"],
+    "properties": {"id": {"type": "string"}, "inputs": {"type": "array", "items": {
+        "type": "object"}}, "outputs": {"type": "array", "items": {"type": "object"}}}}}}}}

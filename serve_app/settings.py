@@ -1,19 +1,16 @@
-"""The application's typed arguments (`args:` in config/serve.yaml), validated at start-up."""
+"""Typed settings of the service, validated at start-up and loud when wrong.
+
+`AppArgs` is the application's `args:` in config/serve.yaml; `ClassifierConfig` is each
+classifier's `user_config:` (changeable at runtime). The defaults here mirror config/serve.yaml.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-ROOT = Path(__file__).resolve().parent.parent
+from training.paths import ROOT, resolve
 
-
-def resolve(path: str | Path) -> Path:
-    """Relative paths are relative to the project root, not to whatever the cwd is."""
-    path = Path(path)
-    return path if path.is_absolute() else ROOT / path
+__all__ = ["ROOT", "AppArgs", "ClassifierConfig", "ModelSpec", "resolve", "serve_env"]
 
 
 def serve_env() -> dict[str, str]:
@@ -23,25 +20,41 @@ def serve_env() -> dict[str, str]:
 
 
 class ModelSpec(BaseModel):
-    """One classifier: which checkpoint, and how inputs are canonicalised for it."""
+    """One classifier. Everything else about the model (labels, normalisation, preprocessing
+    style) comes from the checkpoint itself, so serving cannot drift from training."""
 
     model_config = ConfigDict(extra="forbid")
 
     checkpoint: str
-    style: Literal["digit", "clothing"]
 
 
 class AppArgs(BaseModel):
-    """Defaults mirror config/serve.yaml; unknown keys are an error, not silently ignored."""
+    """Unknown keys are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelSpec] = Field(default_factory=lambda: {
-        "mnist": ModelSpec(checkpoint="models/mnist_cnn.pt", style="digit"),
-        "fmnist": ModelSpec(checkpoint="models/fmnist_cnn.pt", style="clothing"),
+        "mnist": ModelSpec(checkpoint="models/mnist_cnn.pt"),
+        "fmnist": ModelSpec(checkpoint="models/fmnist_cnn.pt"),
     })
     max_images_per_request: int = Field(256, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=28 * 28)
+    # Many-image requests are split into chunks of this size, sent to the classifier
+    # concurrently so that several replicas share the work. Each classifier's
+    # max_batch_size must be at least this (checked when the classifier is configured).
     chunk_size: int = Field(64, ge=1)
     api_key_env: str = "VISION_API_KEY"
+
+
+class ClassifierConfig(BaseModel):
+    """A classifier's `user_config`: batching knobs and hot model swaps, without a restart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(128, ge=1, description="images per forward pass")
+    batch_wait_timeout_s: float = Field(
+        0.003, ge=0, description="how long a batch waits to fill while requests overlap")
+    adaptive_batch_wait: bool = Field(
+        True, description="no wait for a lone request (false: always wait)")
+    checkpoint: str | None = Field(None, description="set to hot-swap the model")

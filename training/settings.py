@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from training.paths import ROOT
+
 CONFIG = ROOT / "config" / "train.yaml"
 DEFAULT_OUTPUT = {"mnist": "models/mnist_cnn.pt", "fmnist": "models/fmnist_cnn.pt"}
 

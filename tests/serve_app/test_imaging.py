@@ -152,12 +152,27 @@ def test_png_of_seen_image_round_trips():
     assert np.array_equal(np.asarray(seen), img)
 
 
-def test_declared_sizes_reads_headers_only():
-    assert imaging.declared_sizes([png(digit_one()), png(digit_one(100))]) == [(28, 28), (100, 100)]
-    assert imaging.declared_sizes([bomb_png(5000, 4000)]) == [(5000, 4000)]  # not decoded
-    assert imaging.declared_sizes([bomb_png(50_000, 50_000)]) is None  # Pillow's own guard
-    assert imaging.declared_sizes([png(digit_one()), b"hello"]) is None
-    assert imaging.declared_sizes([]) == []
+def test_open_all_reads_headers_only():
+    opened = imaging.open_all([png(digit_one()), png(digit_one(100))], LIMIT)
+    assert [img.size for img in opened] == [(28, 28), (100, 100)]
+    # 20 M pixels would take 20 MB and real time to decode: only the header is read.
+    assert imaging.open_all([bomb_png(5000, 4000)], 5000 * 4000)[0].size == (5000, 4000)
+    with pytest.raises(ApiError) as info:
+        imaging.open_all([bomb_png(5000, 4000)], LIMIT)
+    assert info.value.status == 413
+    with pytest.raises(ApiError) as info:
+        imaging.open_all([png(digit_one()), b"hello"], LIMIT)
+    assert info.value.status == 415 and info.value.message.startswith("image 1:")
+    assert imaging.open_all([], LIMIT) == []
+
+
+def test_only_dataset_form_images_skip_canonicalising():
+    seen = imaging.in_dataset_form([png(digit_one())] * 2, LIMIT, want_png=True)
+    assert seen is not None and seen[0].shape == (2, 28, 28) and len(seen[1]) == 2
+    assert np.array_equal(seen[0][0], imaging.prepare(png(digit_one()), "digit", LIMIT))
+    assert imaging.in_dataset_form([png(digit_one()), png(digit_one(100))], LIMIT) is None
+    assert imaging.in_dataset_form([b"hello"], LIMIT) is None  # Preprocess gives the error
+    assert imaging.in_dataset_form([], LIMIT) is None
 
 
 def test_prepare_all_names_the_bad_image_of_several():

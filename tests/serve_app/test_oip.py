@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import struct
 
@@ -12,6 +13,7 @@ import requests
 from PIL import Image
 
 from serve_app import oip
+from serve_app.errors import ApiError
 from tests.conftest import golden
 
 
@@ -56,7 +58,7 @@ def test_parse_binary_bytes_tensor():
      "outputs": [{"name": "nope"}]},
 ])
 def test_bad_requests_are_400(doc):
-    with pytest.raises(oip.OipError) as info:
+    with pytest.raises(ApiError) as info:
         oip.parse_infer(json.dumps(doc).encode(), None, 256)
     assert info.value.status == 400
 
@@ -129,3 +131,31 @@ def test_protocol_errors(serve_url):
                        "data": [base64.b64encode(b"%PDF-1.4").decode()]}]}
     pdf = requests.post(f"{serve_url}/v2/models/mnist/infer", json=doc, timeout=30)
     assert pdf.status_code == 400 and "format" in pdf.json()["error"]
+
+
+@pytest.mark.ray
+def test_v2_errors_keep_their_status_in_the_protocol_shape(serve_url):
+    """One error contract: under /v2 every error is {"error": str, "code": str}; limits stay
+    413 and unknown models 404 whichever stage found them, malformed input is 400."""
+    huge = Image.new("L", (5000, 5000))  # over the 4096 x 4096 pixel limit, found in Preprocess
+    buf = io.BytesIO()
+    huge.save(buf, format="PNG")
+    doc = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                       "data": [base64.b64encode(buf.getvalue()).decode()]}]}
+    cases = {
+        "image_too_large": (requests.post(f"{serve_url}/v2/models/mnist/infer", json=doc,
+                                          timeout=30), 413),
+        "body_too_large": (requests.post(f"{serve_url}/v2/models/mnist/infer",
+                                         data=b"{" + b" " * (11 * 2**20) + b"}", timeout=30), 413),
+        "unknown_model": (requests.post(f"{serve_url}/v2/models/nope/infer", json=doc,
+                                        timeout=30), 404),
+        "unknown_version": (requests.get(f"{serve_url}/v2/models/mnist/versions/0", timeout=30),
+                            404),
+        "not_found": (requests.get(f"{serve_url}/v2/nothing/here", timeout=30), 404),
+        "invalid_inference_request": (requests.post(f"{serve_url}/v2/models/mnist/infer",
+                                                    json={"inputs": []}, timeout=30), 400),
+    }
+    for code, (resp, status) in cases.items():
+        body = resp.json()
+        assert resp.status_code == status, (code, resp.status_code, body)
+        assert body["code"] == code and isinstance(body["error"], str) and body["error"], body

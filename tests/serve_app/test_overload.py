@@ -16,6 +16,8 @@ from tests.conftest import extra_app, golden
 from training.model import Net, save_checkpoint
 
 pytestmark = pytest.mark.ray
+# One 16-image request is one chunk, one call and one forward pass of the slow model.
+ONE_CHUNK = {"chunk_size": 16}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,8 @@ def _body(n: int) -> dict:
 def test_full_queue_answers_429_with_retry_after(base_config, slow_checkpoint):
     tight = {"max_ongoing_requests": 1, "max_queued_requests": 1,
              "autoscaling_config": {"min_replicas": 1, "max_replicas": 1},
-             "user_config": {"checkpoint": slow_checkpoint, "max_batch_size": 8}}
-    with extra_app(base_config, "overload", {"Classifier_mnist": tight}) as app:
+             "user_config": {"checkpoint": slow_checkpoint, "max_batch_size": 16}}
+    with extra_app(base_config, "overload", {"Classifier_mnist": tight}, ONE_CHUNK) as app:
         with cf.ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(
                 lambda _: requests.post(f"{app.url}/mnist", json=_body(16), timeout=120),
@@ -50,9 +52,9 @@ def test_full_queue_answers_429_with_retry_after(base_config, slow_checkpoint):
 
 def test_request_over_the_timeout_answers_408(base_config, slow_checkpoint):
     timeout = base_config["http_options"]["request_timeout_s"]
-    slow = {"user_config": {"checkpoint": slow_checkpoint, "max_batch_size": 8},
+    slow = {"user_config": {"checkpoint": slow_checkpoint, "max_batch_size": 16},
             "autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}
-    with extra_app(base_config, "slow", {"Classifier_mnist": slow}) as app:
+    with extra_app(base_config, "slow", {"Classifier_mnist": slow}, ONE_CHUNK) as app:
         # 256 images through the wide model take several times request_timeout_s.
         resp = requests.post(f"{app.url}/mnist", json=_body(256), timeout=timeout * 4)
     assert resp.status_code == 408, resp.text[:200]

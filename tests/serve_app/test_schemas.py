@@ -44,7 +44,8 @@ def test_app_args_defaults_and_strictness():
     with pytest.raises(ValidationError):
         AppArgs.model_validate({"max_images": 3})  # a typo is an error, not ignored
     with pytest.raises(ValidationError):
-        ModelSpec.model_validate({"checkpoint": "x.pt", "style": "photo"})
+        # The style comes from the checkpoint: a second source in the config is refused.
+        ModelSpec.model_validate({"checkpoint": "x.pt", "style": "digit"})
 
 
 def test_relative_paths_resolve_against_the_project_root(tmp_path, monkeypatch):

@@ -36,7 +36,10 @@ def test_api_key_guards_inference_and_never_reaches_the_logs(base_config):
 
     for resp in (none, wrong, oip):
         assert resp.status_code == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+    for resp in (none, wrong):
         assert resp.json()["error"]["code"] == "unauthorized"
+    # The Open Inference Protocol's own error shape, with the same code beside it.
+    assert oip.json() == {"error": none.json()["error"]["message"], "code": "unauthorized"}
     assert bearer.status_code == 200 and header.status_code == 200
     assert health.status_code == 200  # probes need no key
 
