@@ -36,10 +36,6 @@ RUN python -m compileall -q serve_app training
 # differs (tests/kuberay/test_dockerfile.py runs this line and checks that).
 RUN python -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c["http_options"]["host"] = "0.0.0.0"; yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' config/serve.yaml config/serve.container.yaml
 
-# config/serve.env: Serve's throughput mode and HAProxy (tests/kuberay check they match).
-ENV RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
-    RAY_SERVE_ENABLE_HA_PROXY=1
-
 ENV PYTHONPATH=/home/ray/app \
     PYTHONUNBUFFERED=1 \
     RAY_USAGE_STATS_ENABLED=0

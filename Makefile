@@ -34,9 +34,9 @@ k8s-validate:
 	echo "k8s-validate: kubectl apply --dry-run=server -f kuberay/ (context $$ctx)"; \
 	kubectl apply --dry-run=server -f kuberay/
 
-# config/serve.env holds the Serve process settings (throughput mode, HAProxy).
+# Exactly what a Ray user runs: config/serve.yaml carries every setting, Serve's own included.
 serve: install
-	set -a && . config/serve.env && set +a && $(BIN)/serve run config/serve.yaml
+	$(BIN)/serve run config/serve.yaml
 
 lint: install
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ classifier's `user_config:` (changeable at runtime). The defaults here mirror co
 
 from __future__ import annotations
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.paths import ROOT, resolve
@@ -14,9 +15,10 @@ __all__ = ["ROOT", "AppArgs", "ClassifierConfig", "ModelSpec", "resolve", "serve
 
 
 def serve_env() -> dict[str, str]:
-    """config/serve.env: Serve's process settings (environment), used wherever Serve runs."""
-    lines = (ROOT / "config" / "serve.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+    """Serve's process settings: `controller_options.runtime_env.env_vars` of config/serve.yaml,
+    for code that starts Serve without that file (benchmarks/two_node.py)."""
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    return dict(config["controller_options"]["runtime_env"]["env_vars"])
 
 
 class ModelSpec(BaseModel):

@@ -13,8 +13,6 @@ import pytest
 import requests
 import yaml
 
-from serve_app.settings import serve_env
-
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SERVE_CONFIG = ROOT / "config" / "serve.yaml"
@@ -53,7 +51,10 @@ def ray_address() -> str:
     # The API-key test's app reads its key from this variable, set in the processes'
     # environment as a deployment would (a key in runtime_env would be logged by Ray).
     os.environ.setdefault(TEST_KEY_ENV, TEST_KEY)
-    os.environ.update(serve_env())  # the Serve processes run as they do under `make serve`
+    # HAProxy's stats and metrics ports move aside, so that tests can start the service the
+    # way users do (tests/config/test_serve_yaml.py) on the defaults beside this session's.
+    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
+    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
     # Logical CPUs: Serve replicas reserve fractions and the smoke training takes 1 worker.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
@@ -70,8 +71,11 @@ def deploy(config: dict, timeout: float = 180) -> None:
     from ray.serve.schema import ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(config)
+    # controller_options carry Serve's process settings (throughput mode, HAProxy), as with
+    # `serve run`; they apply when the session's first deploy starts the controller.
     client = serve_start(http_options=schema.http_options.model_dump(),
-                         proxy_location=schema.proxy_location)
+                         proxy_location=schema.proxy_location,
+                         controller_options=schema.controller_options)
     client.deploy_apps(schema, _blocking=False)
 
     def running():

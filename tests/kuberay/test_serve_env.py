@@ -1,8 +1,10 @@
-"""config/serve.env is what every runtime uses: the Dockerfile and the RayService pods."""
+"""Serve's process settings have one home, config/serve.yaml's `controller_options`.
+
+They reach the controller, the proxies and every replica from there, so the runtimes that start
+Serve from that file (the image, the RayService) must not repeat them: a copy would drift.
+"""
 
 from __future__ import annotations
-
-import re
 
 import yaml
 
@@ -10,21 +12,22 @@ from serve_app.settings import serve_env
 from tests.kuberay.conftest import KUBERAY, ROOT
 
 
-def test_dockerfile_sets_serve_env():
-    text = (ROOT / "Dockerfile").read_text()
-    for key, value in serve_env().items():
-        assert re.search(rf"\b{key}={re.escape(value)}\b", text), f"Dockerfile lacks {key}"
+def test_serve_yaml_names_the_throughput_settings():
+    assert serve_env() == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
 
 
-def test_every_ray_pod_of_the_service_sets_serve_env():
+def test_the_ray_service_carries_them_in_its_serve_config_only():
     service = yaml.safe_load((KUBERAY / "ray-service.yaml").read_text())
+    serve_config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    assert serve_config["controller_options"]["runtime_env"]["env_vars"] == serve_env()
     cluster = service["spec"]["rayClusterConfig"]
-    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
-    for group in groups:
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         for container in group["template"]["spec"]["containers"]:
-            env = {e["name"]: e.get("value") for e in container.get("env", [])}
-            assert {k: env.get(k) for k in serve_env()} == serve_env(), container["name"]
+            names = {e["name"] for e in container.get("env", [])}
+            assert not names & set(serve_env()), f"{container['name']} repeats {names}"
 
 
-def test_makefile_serves_with_serve_env():
-    assert ". config/serve.env" in (ROOT / "Makefile").read_text()
+def test_the_image_and_make_serve_do_not_repeat_them():
+    for path in ("Dockerfile", "Makefile"):
+        text = (ROOT / path).read_text()
+        assert not [key for key in serve_env() if key in text], path
