@@ -6,10 +6,7 @@ from the file it describes (https://huggingface.co/docs/hub/model-cards for the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from training.evaluate import Evaluation
+from training.evaluation import Evaluation
 
 # Machine-local paths in train_config: noise in a card that travels with the file.
 _LOCAL_KEYS = {"data_dir", "storage_path", "output", "init"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from training.evaluate import Evaluation
+from training.evaluation import Evaluation
 from training.model import DATASETS
 from training.model_card import render
 
