@@ -35,8 +35,9 @@ k8s-validate:
 	kubectl apply --dry-run=server -f kuberay/
 
 # Exactly what a Ray user runs: config/serve.yaml carries every setting, Serve's own included.
+# The venv first on PATH: `ray job submit -- python ...` then runs the project's Python.
 serve: install
-	$(BIN)/serve run config/serve.yaml
+	PATH="$(abspath $(BIN)):$$PATH" serve run config/serve.yaml
 
 lint: install
 	$(BIN)/ruff check .

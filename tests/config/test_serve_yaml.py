@@ -15,6 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import yaml
@@ -35,10 +36,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "PATH": f"{BIN}:{env.get('PATH', '')}", **extra}
 
 
+def in_session(sid: int) -> list[psutil.Process]:
+    """Every process of a session. Ray puts HAProxy in a process group of its own, and it
+    outlives a killed parent, so stopping a process group is not enough."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(proc.pid) == sid:
+                found.append(proc)
+    return found
+
+
 @contextlib.contextmanager
 def started(cmd: list[str], log: Path):
     """Run `cmd` in a session of its own and stop exactly that session afterwards
-    (Ctrl-C first, as a user would; then the whole process group)."""
+    (Ctrl-C first, as a user would; then whatever of the session is left)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -47,13 +59,15 @@ def started(cmd: list[str], log: Path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        left = in_session(proc.pid)
+        for child in left:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(left, timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
 
 def serving(proc: subprocess.Popen, log: Path) -> bool:
