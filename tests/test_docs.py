@@ -136,3 +136,59 @@ def test_relative_links_resolve(doc: Path):
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(f"{target} (no heading makes #{anchor})")
     assert not broken, f"{rel(doc)} has broken links: {broken}"
+
+
+# The examples against the running service: each curl command shown with its answer is run
+# against the session's service, and must answer with the keys (and labels, error codes) shown.
+SHOWN_URL = "http://127.0.0.1:8000"
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def curl_examples(doc: Path) -> list[tuple[str, str]]:
+    """(bash command, the JSON shown as its answer) for each curl example of the local service."""
+    text, examples = doc.read_text(), []
+    blocks = list(BLOCK.finditer(text))
+    for i, block in enumerate(blocks):
+        following = blocks[i + 1] if i + 1 < len(blocks) else None
+        lang, body = block.group(1), block.group(2)
+        if SHOWN_URL not in body or "curl" not in body:
+            continue
+        if lang == "bash" and following is not None and following.group(1) == "json" \
+                and not text[block.end():following.start()].strip():
+            examples.append((body, following.group(2)))
+        elif lang == "console":  # `$ command` lines, each followed by its output
+            for part in re.split(r"^\$ ", body, flags=re.M)[1:]:
+                command, _, output = part.partition("\n")
+                if command.startswith("curl") and output.strip():
+                    examples.append((command, output))
+    return examples
+
+
+def shape(value):
+    """What an answer promises: its keys all the way down, its labels and error codes."""
+    if isinstance(value, dict):
+        return {k: (v if k in ("label", "code") else shape(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value] if value and isinstance(value[0], dict) else "list"
+    return type(value).__name__ if not isinstance(value, int | float) else "number"
+
+
+CURL_DOCS = [p for p in DOCS if curl_examples(p)]
+
+
+def test_curl_examples_are_found():
+    assert {rel(p) for p in CURL_DOCS} >= {"README.md", "docs/api.md"}
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("doc", CURL_DOCS, ids=rel)
+def test_curl_examples_answer_as_shown(doc: Path, serve_url: str):
+    import json
+    import subprocess
+
+    for command, shown in curl_examples(doc):
+        run = subprocess.run(["bash", "-c", command.replace(SHOWN_URL, serve_url)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, f"{command}\n{run.stderr[-500:]}"
+        assert shape(json.loads(run.stdout)) == shape(json.loads(shown)), \
+            f"{rel(doc)}: {command}\nanswered {run.stdout[:300]}"
