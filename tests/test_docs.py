@@ -18,7 +18,8 @@ DOC_GLOBS = ("README.md", "docs/**/*.md", "benchmarks/README.md", "benchmarks/NO
 DOCS = sorted({p for pattern in DOC_GLOBS for p in ROOT.glob(pattern)})
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.M | re.S)
-INLINE_CODE = re.compile(r"`([^`\n]+)`")
+# Inline code may wrap onto the next line of its paragraph, never across a blank line.
+INLINE_CODE = re.compile(r"`((?:[^`\n]|\n(?![ \t]*\n))+)`")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
 MAKE = re.compile(r"(?:^|[\s;&|(])make\s+((?:[A-Z_]+=\S*\s+)*)([a-z][\w-]*)", re.M)
 PYTHON_M = re.compile(r"python[\d.]*\s+-m\s+([A-Za-z_][\w.]*)")
