@@ -14,8 +14,8 @@ import requests
 import yaml
 
 from serve_app.settings import serve_env
+from training.paths import ROOT  # the one definition; tests may import it from here too
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SERVE_CONFIG = ROOT / "config" / "serve.yaml"
 TEST_KEY_ENV, TEST_KEY = "VISION_TEST_API_KEY", "k3y-for-tests-0123456789abcdef"

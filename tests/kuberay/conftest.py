@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from training.paths import ROOT
+
 KUBERAY = ROOT / "kuberay"
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CRDS_MISSING = ("KubeRay CRD schemas not found: set KUBERAY_CRDS to a folder holding the v1.7.0 "

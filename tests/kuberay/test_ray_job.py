@@ -13,8 +13,8 @@ import pytest
 
 from training import settings
 from training.model import load_checkpoint
+from training.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ["python", "-m", "training.train"]
 
 

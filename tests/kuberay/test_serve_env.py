@@ -7,7 +7,8 @@ import re
 import yaml
 
 from serve_app.settings import serve_env
-from tests.kuberay.conftest import KUBERAY, ROOT
+from tests.kuberay.conftest import KUBERAY
+from training.paths import ROOT
 
 
 def test_dockerfile_sets_serve_env():
