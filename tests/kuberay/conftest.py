@@ -32,6 +32,12 @@ def only(manifests: dict[str, list[dict]], name: str, kind: str) -> dict:
     return docs[0]
 
 
+def network_policy(manifests: dict[str, list[dict]], name: str) -> dict:
+    """The NetworkPolicy called `name` in kuberay/network-policy.yaml."""
+    (policy,) = [p for p in manifests["network-policy.yaml"] if p["metadata"]["name"] == name]
+    return policy
+
+
 @pytest.fixture(scope="session")
 def manifests() -> dict[str, list[dict]]:
     """{file name: its documents} for every kuberay/*.yaml."""

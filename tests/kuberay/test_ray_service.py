@@ -10,6 +10,7 @@ import re
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from tests.kuberay.conftest import network_policy
 from tests.kuberay.test_manifests import quantity
 
 
@@ -93,8 +94,7 @@ def test_disruption_budget_covers_the_serving_workers_only(ray_service: dict,
 
 
 def test_network_policy_opens_only_the_serve_port(ray_service: dict, manifests: dict) -> None:
-    (policy,) = [p for p in manifests["network-policy.yaml"]
-                 if p["metadata"]["name"] == "vision-ai-serve"]
+    policy = network_policy(manifests, "vision-ai-serve")
     selector = policy["spec"]["podSelector"]["matchLabels"]
     groups = [cluster(ray_service)["headGroupSpec"], *cluster(ray_service)["workerGroupSpecs"]]
     for group in groups:
