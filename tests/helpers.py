@@ -27,6 +27,11 @@ def b64(data: bytes | Path) -> str:
     return base64.b64encode(raw).decode()
 
 
+def from_b64(text: str) -> Image.Image:
+    """The image in base64 text, as the service returns the 28 x 28 image it saw."""
+    return Image.open(io.BytesIO(base64.b64decode(text)))
+
+
 def encode(image: np.ndarray | Image.Image, fmt: str = "PNG", **options) -> bytes:
     """An array (uint8, grey / RGB / RGBA by its shape) or a PIL image, encoded as `fmt`."""
     if isinstance(image, np.ndarray):

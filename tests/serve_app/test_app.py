@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
 from tests.conftest import golden
-from tests.helpers import b64, png
+from tests.helpers import b64, from_b64, png
 
 pytestmark = pytest.mark.ray
 
@@ -55,7 +51,7 @@ def test_data_url_prefix_and_return_image(serve_url):
     resp = requests.post(f"{serve_url}/mnist", json={
         "base64": f"data:image/{mime};base64,{b64(path)}", "return_image": True}, timeout=30)
     assert resp.status_code == 200, resp.text
-    seen = Image.open(io.BytesIO(base64.b64decode(resp.json()["image"])))
+    seen = from_b64(resp.json()["image"])
     assert seen.size == (28, 28) and np.asarray(seen).max() > 0
 
 

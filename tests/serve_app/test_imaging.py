@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from serve_app import imaging
 from serve_app.errors import ApiError
-from tests.helpers import b64, encode, png, png_claiming
+from tests.helpers import b64, encode, from_b64, png, png_claiming
 
 LIMIT = 4096 * 4096
 
@@ -128,7 +125,7 @@ def test_b64decode_accepts_data_url_and_rejects_garbage():
 
 def test_png_of_seen_image_round_trips():
     img = digit_one()
-    seen = Image.open(io.BytesIO(base64.b64decode(imaging.to_png_base64(img))))
+    seen = from_b64(imaging.to_png_base64(img))
     assert np.array_equal(np.asarray(seen), img)
 
 
