@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from training.paths import ROOT
+
 KUBERAY = ROOT / "kuberay"
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CRDS_MISSING = ("KubeRay CRD schemas not found: set KUBERAY_CRDS to a folder holding the v1.7.0 "
@@ -29,6 +30,12 @@ def only(manifests: dict[str, list[dict]], name: str, kind: str) -> dict:
     docs = [d for d in manifests[name] if d["kind"] == kind]
     assert len(docs) == 1, f"kuberay/{name} should hold exactly one {kind}"
     return docs[0]
+
+
+def network_policy(manifests: dict[str, list[dict]], name: str) -> dict:
+    """The NetworkPolicy called `name` in kuberay/network-policy.yaml."""
+    (policy,) = [p for p in manifests["network-policy.yaml"] if p["metadata"]["name"] == name]
+    return policy
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from training.paths import ROOT
+
 CONTAINER_CONFIG = "config/serve.container.yaml"
 
 

@@ -11,13 +11,13 @@ import copy
 import re
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
 
 import jsonschema
 import pytest
 import ray
 
-ROOT = Path(__file__).resolve().parents[2]
+from training.paths import ROOT
+
 FILES = sorted(p.name for p in (ROOT / "kuberay").glob("*.yaml"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 

@@ -11,10 +11,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from tests.kuberay.conftest import network_policy
 from training import settings
 from training.model import load_checkpoint
+from training.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ["python", "-m", "training.train"]
 
 
@@ -74,8 +75,7 @@ def test_cluster_goes_away_after_the_job(ray_job: dict) -> None:
 
 
 def test_network_policy_selects_the_training_pods(ray_job: dict, manifests: dict) -> None:
-    (policy,) = [p for p in manifests["network-policy.yaml"]
-                 if p["metadata"]["name"] == "vision-ai-train"]
+    policy = network_policy(manifests, "vision-ai-train")
     selector = policy["spec"]["podSelector"]["matchLabels"]
     for group, pod in ray_pods(ray_job).items():
         assert selector.items() <= pod["metadata"]["labels"].items(), group

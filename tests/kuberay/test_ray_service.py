@@ -1,20 +1,17 @@
-"""kuberay/ray-service.yaml: its Serve config is config/serve.yaml, it builds the real app, and the
-cluster, Services, disruption budget and network policy around it fit together."""
+"""kuberay/ray-service.yaml: its Serve config builds the real app, and the cluster, Services,
+disruption budget and network policy around it fit together. (That the Serve config is
+config/serve.yaml is checked once, in test_sync.py.)"""
 
 from __future__ import annotations
 
-import copy
 import importlib
 import re
 
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from tests.kuberay.conftest import network_policy
 from tests.kuberay.test_manifests import quantity
-
-# The only differences allowed between serveConfigV2 and config/serve.yaml, and why:
-# http_options.host: in a pod the proxy must listen on the pod IP, not loopback.
-ALLOWED_DIFFERENCES = {("http_options", "host"): "0.0.0.0"}
 
 
 def serve_config_v2(ray_service: dict) -> dict:
@@ -36,15 +33,6 @@ def ray_containers(ray_service: dict) -> list[dict]:
 
 def test_serve_config_is_a_valid_serve_deploy_config(ray_service: dict) -> None:
     ServeDeploySchema.model_validate(serve_config_v2(ray_service))
-
-
-def test_serve_config_is_config_serve_yaml(ray_service: dict, serve_config: dict) -> None:
-    expected = copy.deepcopy(serve_config)
-    for (section, key), value in ALLOWED_DIFFERENCES.items():
-        expected[section][key] = value
-    assert serve_config_v2(ray_service) == expected, (
-        "serveConfigV2 drifted from config/serve.yaml: copy config/serve.yaml into it "
-        f"(indented under `serveConfigV2: |`), keeping only {ALLOWED_DIFFERENCES}")
 
 
 def test_import_path_builds_the_deployments_it_configures(ray_service: dict) -> None:
@@ -106,8 +94,7 @@ def test_disruption_budget_covers_the_serving_workers_only(ray_service: dict,
 
 
 def test_network_policy_opens_only_the_serve_port(ray_service: dict, manifests: dict) -> None:
-    (policy,) = [p for p in manifests["network-policy.yaml"]
-                 if p["metadata"]["name"] == "vision-ai-serve"]
+    policy = network_policy(manifests, "vision-ai-serve")
     selector = policy["spec"]["podSelector"]["matchLabels"]
     groups = [cluster(ray_service)["headGroupSpec"], *cluster(ray_service)["workerGroupSpecs"]]
     for group in groups:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import yaml
 
 from serve_app.settings import serve_env
-from tests.kuberay.conftest import KUBERAY, ROOT
+from tests.kuberay.conftest import KUBERAY
+from training.paths import ROOT
 
 
 def test_serve_yaml_names_the_throughput_settings():

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
 from tests.conftest import golden
+from tests.helpers import b64, from_b64, png
 
 pytestmark = pytest.mark.ray
-
-
-def b64(path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
 
 
 def assert_error(resp: requests.Response, status: int, code: str | None = None) -> None:
@@ -58,7 +51,7 @@ def test_data_url_prefix_and_return_image(serve_url):
     resp = requests.post(f"{serve_url}/mnist", json={
         "base64": f"data:image/{mime};base64,{b64(path)}", "return_image": True}, timeout=30)
     assert resp.status_code == 200, resp.text
-    seen = Image.open(io.BytesIO(base64.b64decode(resp.json()["image"])))
+    seen = from_b64(resp.json()["image"])
     assert seen.size == (28, 28) and np.asarray(seen).max() > 0
 
 
@@ -95,9 +88,7 @@ def test_dataset_form_images_answer_the_same_with_or_without_the_preprocess_hop(
         assert direct.json()["class_id"] == first["class_id"] == label
         assert direct.json()["probabilities"] == first["probabilities"]
         assert direct.json()["image"] == first["image"]
-    buf = io.BytesIO()
-    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
-    truncated = base64.b64encode(buf.getvalue()[:-20]).decode()  # a header, but no pixels
+    truncated = b64(png(np.zeros((28, 28), np.uint8))[:-20])  # a header, but no pixels
     one = requests.post(f"{serve_url}/mnist", json={"base64": truncated}, timeout=30)
     assert_error(one, 422, "corrupt_image")
     several = requests.post(f"{serve_url}/mnist", json={"base64": [b64(dataset[0][0])] * 5 +
@@ -122,7 +113,7 @@ def test_models_healthz_root_and_docs(serve_url):
 def test_client_errors_are_json_4xx(serve_url):
     post = lambda path, **kw: requests.post(f"{serve_url}{path}", timeout=30, **kw)  # noqa: E731
     assert_error(post("/mnist", json={"base64": "%%% not base64"}), 400, "invalid_base64")
-    pdf = base64.b64encode(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj").decode()
+    pdf = b64(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj")
     assert_error(post("/mnist", json={"base64": pdf}), 415, "unsupported_media_type")
     assert_error(post("/mnist", json={"image": "x"}), 422, "invalid_request")
     assert_error(post("/mnist", data=b"{not json", headers={"Content-Type": "application/json"}),

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from serve_app import imaging
 from serve_app.errors import ApiError
+from tests.helpers import b64, encode, from_b64, png, png_claiming
 
 LIMIT = 4096 * 4096
-
-
-def png(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode=mode).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def digit_one(side: int = 28) -> np.ndarray:
@@ -28,16 +18,6 @@ def digit_one(side: int = 28) -> np.ndarray:
     img = np.zeros((side, side), np.uint8)
     img[side // 5: side - side // 5, side // 2 - side // 14: side // 2 + side // 14 + 1] = 255
     return img
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height (a decompression bomb)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + \
-            struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + \
-        chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b"")
 
 
 def status_of(data: bytes) -> int:
@@ -62,7 +42,7 @@ def test_inverted_input_is_flipped_to_white_on_black():
 def test_transparent_canvas_is_composited_onto_white_then_inverted():
     rgba = np.zeros((280, 280, 4), np.uint8)  # black ink only where alpha is set
     rgba[60:220, 130:150, 3] = 255
-    out = imaging.prepare(png(rgba, "RGBA"), "digit", LIMIT)
+    out = imaging.prepare(png(rgba), "digit", LIMIT)
     assert out.shape == (28, 28) and out[0, 0] == 0 and out.max() == 255
     rows = np.flatnonzero(out.max(axis=1) > 0)
     assert 19 <= rows[-1] - rows[0] + 1 <= 21  # fitted into the 20-pixel box, like MNIST
@@ -94,9 +74,8 @@ def test_clothing_fits_longest_side_to_28():
 def test_photo_like_jpeg_with_uneven_lighting():
     paper = np.linspace(170, 250, 400)[None, :].repeat(300, 0)
     paper[80:220, 190:210] = 40  # a dark '1' on grey-to-white paper
-    buf = io.BytesIO()
-    Image.fromarray(paper.astype(np.uint8)).convert("RGB").save(buf, "JPEG", quality=70)
-    out = imaging.prepare(buf.getvalue(), "digit", LIMIT)
+    photo = encode(Image.fromarray(paper.astype(np.uint8)).convert("RGB"), "JPEG", quality=70)
+    out = imaging.prepare(photo, "digit", LIMIT)
     cols = np.flatnonzero(out.max(axis=0) > 60)
     assert cols.size and cols[-1] - cols[0] < 10  # only the stroke, not the lit paper edge
 
@@ -107,9 +86,7 @@ def test_exif_orientation_is_applied():
     stored = Image.fromarray(img).transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6
-    buf = io.BytesIO()
-    stored.convert("RGB").save(buf, "JPEG", exif=exif)
-    out = imaging.prepare(buf.getvalue(), "clothing", LIMIT)
+    out = imaging.prepare(encode(stored.convert("RGB"), "JPEG", exif=exif), "clothing", LIMIT)
     assert np.flatnonzero(out.max(axis=0) > 60).size > np.flatnonzero(out.max(axis=1) > 60).size
 
 
@@ -134,13 +111,13 @@ def test_truncated_png_is_unprocessable():
 
 
 def test_decompression_bomb_is_refused_from_the_header():
-    assert status_of(bomb_png(50_000, 50_000)) == 413
-    assert status_of(bomb_png(5000, 5000)) == 413  # over the 4096 x 4096 default
+    assert status_of(png_claiming(50_000, 50_000)) == 413
+    assert status_of(png_claiming(5000, 5000)) == 413  # over the 4096 x 4096 default
 
 
 def test_b64decode_accepts_data_url_and_rejects_garbage():
     raw = b"\x89PNG..."
-    assert imaging.b64decode("data:image/png;base64," + base64.b64encode(raw).decode()) == raw
+    assert imaging.b64decode("data:image/png;base64," + b64(raw)) == raw
     with pytest.raises(ApiError) as info:
         imaging.b64decode("not base64 at all!")
     assert info.value.status == 400
@@ -148,7 +125,7 @@ def test_b64decode_accepts_data_url_and_rejects_garbage():
 
 def test_png_of_seen_image_round_trips():
     img = digit_one()
-    seen = Image.open(io.BytesIO(base64.b64decode(imaging.to_png_base64(img))))
+    seen = from_b64(imaging.to_png_base64(img))
     assert np.array_equal(np.asarray(seen), img)
 
 
@@ -156,9 +133,9 @@ def test_open_all_reads_headers_only():
     opened = imaging.open_all([png(digit_one()), png(digit_one(100))], LIMIT)
     assert [img.size for img in opened] == [(28, 28), (100, 100)]
     # 20 M pixels would take 20 MB and real time to decode: only the header is read.
-    assert imaging.open_all([bomb_png(5000, 4000)], 5000 * 4000)[0].size == (5000, 4000)
+    assert imaging.open_all([png_claiming(5000, 4000)], 5000 * 4000)[0].size == (5000, 4000)
     with pytest.raises(ApiError) as info:
-        imaging.open_all([bomb_png(5000, 4000)], LIMIT)
+        imaging.open_all([png_claiming(5000, 4000)], LIMIT)
     assert info.value.status == 413
     with pytest.raises(ApiError) as info:
         imaging.open_all([png(digit_one()), b"hello"], LIMIT)

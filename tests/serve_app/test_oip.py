@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import struct
 
@@ -15,6 +13,7 @@ from PIL import Image
 from serve_app import oip
 from serve_app.errors import ApiError
 from tests.conftest import golden
+from tests.helpers import b64, encode
 
 
 def dataset_digits(n: int = 4) -> tuple[np.ndarray, list[int]]:
@@ -116,7 +115,7 @@ def test_raw_json_uint8_and_base64_bytes(serve_url):
     assert {o["name"]: o for o in out["outputs"]}["class_id"]["data"] == labels
     path, label = golden("fmnist")[0]
     doc = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
-                       "data": [base64.b64encode(path.read_bytes()).decode()]}]}
+                       "data": [b64(path)]}]}
     out = requests.post(f"{serve_url}/v2/models/fmnist/infer", json=doc, timeout=30).json()
     assert {o["name"]: o for o in out["outputs"]}["class_id"]["data"] == [label]
 
@@ -128,7 +127,7 @@ def test_protocol_errors(serve_url):
     missing = requests.get(f"{serve_url}/v2/models/nope", timeout=30)
     assert missing.status_code == 404 and isinstance(missing.json()["error"], str)
     doc = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
-                       "data": [base64.b64encode(b"%PDF-1.4").decode()]}]}
+                       "data": [b64(b"%PDF-1.4")]}]}
     pdf = requests.post(f"{serve_url}/v2/models/mnist/infer", json=doc, timeout=30)
     assert pdf.status_code == 400 and "format" in pdf.json()["error"]
 
@@ -137,11 +136,8 @@ def test_protocol_errors(serve_url):
 def test_v2_errors_keep_their_status_in_the_protocol_shape(serve_url):
     """One error contract: under /v2 every error is {"error": str, "code": str}; limits stay
     413 and unknown models 404 whichever stage found them, malformed input is 400."""
-    huge = Image.new("L", (5000, 5000))  # over the 4096 x 4096 pixel limit, found in Preprocess
-    buf = io.BytesIO()
-    huge.save(buf, format="PNG")
-    doc = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
-                       "data": [base64.b64encode(buf.getvalue()).decode()]}]}
+    huge = encode(Image.new("L", (5000, 5000)))  # over the 4096 x 4096 limit, found in Preprocess
+    doc = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [b64(huge)]}]}
     cases = {
         "image_too_large": (requests.post(f"{serve_url}/v2/models/mnist/infer", json=doc,
                                           timeout=30), 413),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import pytest
@@ -77,10 +76,32 @@ def test_a_loaded_checkpoint_still_initialises_a_training_model(tmp_path: Path) 
     assert torch.equal(child.features[0][0].weight, parent.features[0][0].weight)
 
 
+class Wrapper(torch.nn.Module):
+    """What DistributedDataParallel looks like to save_checkpoint: the model in `.module`, and
+    every state_dict key prefixed with "module."."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+
 def test_save_unwraps_a_ddp_style_module(tmp_path: Path) -> None:
-    wrapped = types.SimpleNamespace(module=Net(**ARCH))  # DDP keeps the real model in .module
-    save_checkpoint(tmp_path / "m.pt", wrapped, ARCH, "mnist")
-    load_checkpoint(tmp_path / "m.pt")
+    model = Net(**ARCH).eval()
+    assert all(k.startswith("module.") for k in Wrapper(model).state_dict())
+    save_checkpoint(tmp_path / "m.pt", Wrapper(model), ARCH, "mnist")
+    saved = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
+    assert saved.keys() == model.state_dict().keys()  # no "module." prefix
+    loaded, _ = load_checkpoint(tmp_path / "m.pt")
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_labels_are_torchvisions() -> None:
+    """torchvision's dataset classes are an independent record of the official label order."""
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    assert DATASETS["fmnist"]["labels"] == FashionMNIST.classes
+    assert DATASETS["mnist"]["labels"] == [c.split(" - ")[0] for c in MNIST.classes]
 
 
 def test_missing_file(tmp_path: Path) -> None:

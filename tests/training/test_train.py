@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from training.model import file_sha256, load_checkpoint
+from training.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ray
 
 

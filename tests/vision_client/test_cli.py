@@ -32,6 +32,13 @@ def one_error_line(err: str, contains: str) -> None:
     assert err.startswith("error: ") and contains in err and "Traceback" not in err
 
 
+def fails_with_one_line(capsys, contains: str, *argv: str) -> None:
+    """The run stops with exit code 2, nothing on stdout and one `error:` line on stderr."""
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    one_error_line(err, contains)
+
+
 # --- without a server ---------------------------------------------------------------------------
 
 def test_parser_defaults_and_api_key_from_env(monkeypatch):
@@ -57,9 +64,7 @@ def test_expand_directories_by_extension_sorted(tmp_path):
                                           ("empty", "no images")])
 def test_missing_file_or_empty_directory_is_one_line(capsys, tmp_path, arg, message):
     (tmp_path / "empty").mkdir()
-    code, out, err = run(capsys, "predict", str(tmp_path / arg))
-    assert code == 2 and out == ""
-    one_error_line(err, message)
+    fails_with_one_line(capsys, message, "predict", str(tmp_path / arg))
 
 
 def test_table_and_summary():
@@ -138,9 +143,7 @@ def test_service_still_overloaded_after_retries_fails_the_file(capsys, fake):
 def test_wrong_api_key_stops_the_run_with_the_service_message(capsys, fake):
     url, image = fake
     Scripted.script = [(401, {"error": {"code": "unauthorized", "message": "missing API key"}})]
-    code, out, err = run(capsys, "predict", str(image), str(image), "--url", url)
-    assert code == 2 and out == ""
-    one_error_line(err, "missing API key")
+    fails_with_one_line(capsys, "missing API key", "predict", str(image), str(image), "--url", url)
 
 
 # --- against the real service -------------------------------------------------------------------
@@ -184,9 +187,8 @@ def test_non_image_in_directory_is_listed_as_a_failure(capsys, serve_url, tmp_pa
 @pytest.mark.ray
 def test_unknown_model_is_one_line_with_the_service_message(capsys, serve_url):
     path, _ = golden("mnist")[0]
-    code, out, err = run(capsys, "predict", str(path), "--model", "nope", "--url", serve_url)
-    assert code == 2 and out == ""
-    one_error_line(err, "no model 'nope'")
+    fails_with_one_line(capsys, "no model 'nope'", "predict", str(path), "--model", "nope",
+                        "--url", serve_url)
 
 
 @pytest.mark.ray

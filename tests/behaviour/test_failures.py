@@ -3,11 +3,9 @@ retries sees no failed request. Figures go to test-artifacts/reliability.json.""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -15,50 +13,60 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, alive_replicas, extra_app, golden, wait_until
+from tests.helpers import Traffic, b64
 
 pytestmark = pytest.mark.ray
 FIGURES: dict[str, dict] = {}
+RETRIES = 5
 
 
-class Load:
-    """Steady single-image traffic from 3 threads; each request retried up to 5 times."""
+class Load(Traffic[int]):
+    """Steady single-image traffic from 3 threads; each request retried up to 5 times.
+
+    Each result is how many tries of one request failed: 0 is a first-try success, RETRIES a
+    request that failed for good.
+    """
 
     def __init__(self, url: str):
-        path, self.label = golden("mnist")[0]
-        self.body = {"base64": base64.b64encode(path.read_bytes()).decode()}
-        self.url, self.stop = f"{url}/mnist", threading.Event()
-        self.sent = self.first_try_failed = self.failed = 0
-        self.threads = [threading.Thread(target=self.run) for _ in range(3)]
+        path, label = golden("mnist")[0]
+        body = {"base64": b64(path)}
 
-    def attempt(self) -> bool:
-        try:
-            r = requests.post(self.url, json=self.body, timeout=15)
-            return r.status_code == 200 and r.json()["class_id"] == self.label
-        except requests.RequestException:
-            return False
+        def attempt() -> bool:
+            try:
+                r = requests.post(f"{url}/mnist", json=body, timeout=15)
+                return r.status_code == 200 and r.json()["class_id"] == label
+            except requests.RequestException:
+                return False
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.sent += 1
-            for i in range(5):
-                if self.attempt():
-                    break
-                self.first_try_failed += i == 0
+        def with_retries() -> int:
+            for i in range(RETRIES):
+                if attempt():
+                    return i
                 time.sleep(0.2 * 2 ** i)
-            else:
-                self.failed += 1
+            return RETRIES
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
+        super().__init__(with_retries, threads=3)
+
+    @property
+    def sent(self) -> int:
+        return len(self.results)
+
+    @property
+    def first_try_failed(self) -> int:
+        return sum(tries > 0 for tries in self.results)
+
+    @property
+    def failed(self) -> int:
+        return self.results.count(RETRIES)
+
+    def __enter__(self) -> Load:
+        super().__enter__()
         time.sleep(2)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         time.sleep(2)  # traffic continues after recovery
-        self.stop.set()
-        for t in self.threads:
-            t.join()
+        super().__exit__(*exc)
 
 
 def _replica(app: str, deployment: str) -> tuple[str, int]:

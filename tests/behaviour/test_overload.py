@@ -6,13 +6,13 @@ copy of the app) makes replicas busy without any test hook in the service code.
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures as cf
 
 import pytest
 import requests
 
 from tests.conftest import extra_app, golden
+from tests.helpers import b64
 from training.model import Net, save_checkpoint
 
 pytestmark = pytest.mark.ray
@@ -30,8 +30,7 @@ def slow_checkpoint(tmp_path_factory) -> str:
 
 
 def _body(n: int) -> dict:
-    image = base64.b64encode(golden("mnist")[0][0].read_bytes()).decode()
-    return {"base64": [image] * n}
+    return {"base64": [b64(golden("mnist")[0][0])] * n}
 
 
 def test_full_queue_answers_429_with_retry_after(base_config, slow_checkpoint):

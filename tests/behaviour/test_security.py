@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import requests
 
 from tests.conftest import TEST_KEY as KEY
 from tests.conftest import TEST_KEY_ENV, extra_app, golden
+from tests.helpers import b64
 
 pytestmark = pytest.mark.ray
 
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.ray
 def test_api_key_guards_inference_and_never_reaches_the_logs(base_config):
     import ray
 
-    image = golden("mnist")[0][0].read_bytes()
-    body = {"base64": base64.b64encode(image).decode()}
+    body = {"base64": b64(golden("mnist")[0][0])}
     with extra_app(base_config, "locked", {}, args={"api_key_env": TEST_KEY_ENV}) as app:
         none = requests.post(f"{app.url}/mnist", json=body, timeout=30)
         wrong = requests.post(f"{app.url}/mnist", json=body, timeout=30,
@@ -30,7 +29,7 @@ def test_api_key_guards_inference_and_never_reaches_the_logs(base_config):
         oip = requests.post(f"{app.url}/v2/models/mnist/infer", json={"inputs": []}, timeout=30)
         health = requests.get(f"{app.url}/healthz", timeout=30)
         # A corrupt image whose bytes are easy to find in a log, sent with the key.
-        marker = base64.b64encode(b"\x89PNG-LOG-MARKER-" + b"Z" * 64).decode()
+        marker = b64(b"\x89PNG-LOG-MARKER-" + b"Z" * 64)
         requests.post(f"{app.url}/mnist", json={"base64": marker}, timeout=30,
                       headers={"Authorization": f"Bearer {KEY}"})
 

@@ -3,15 +3,13 @@ one leaves the old model serving and reports the error."""
 
 from __future__ import annotations
 
-import base64
-import threading
-
 import pytest
 import requests
 import torch
 
 from serve_app.settings import resolve
 from tests.conftest import extra_app, golden, wait_until
+from tests.helpers import Traffic, b64
 from training.model import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.ray
@@ -29,33 +27,23 @@ def test_hot_reload_under_load(base_config, tmp_path):
                               test_accuracy=meta["test_accuracy"], note="hot-reload test")
     bad = tmp_path / "broken.pt"
     torch.save({"not": "a checkpoint"}, bad)
-    path, label = golden("mnist")[0]
-    body = {"base64": base64.b64encode(path.read_bytes()).decode()}
-    results: list[tuple[int, str]] = []
-    stop = threading.Event()
+    body = {"base64": b64(golden("mnist")[0][0])}
 
     with extra_app(base_config, "reload", {}) as app:
         old = _version(app.url)["version"]
 
-        def load():
-            while not stop.is_set():
-                r = requests.post(f"{app.url}/mnist", json=body, timeout=30)
-                results.append((r.status_code, r.json().get("model_version", r.text)))
+        def answer() -> tuple[int, str]:
+            r = requests.post(f"{app.url}/mnist", json=body, timeout=30)
+            return r.status_code, r.json().get("model_version", r.text)
 
-        threads = [threading.Thread(target=load) for _ in range(4)]
-        for t in threads:
-            t.start()
-        try:
+        with Traffic(answer, threads=4) as load:
+            results = load.results
             wait_until(lambda: len(results) >= 10, 30, what="traffic before the swap")
             app.update({"Classifier_mnist": {"user_config": {"checkpoint": str(new)}}})
             wait_until(lambda: _version(app.url)["version"] == new_sha[:12], 60, what="swap")
             wait_until(lambda: results and results[-1][1] == new_sha[:12], 30, what="new answers")
             app.update({"Classifier_mnist": {"user_config": {"checkpoint": str(bad)}}})
             wait_until(lambda: _version(app.url)["reload_error"], 60, what="reload error")
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
         assert _version(app.url)["version"] == new_sha[:12]  # the bad file changed nothing
         assert "broken.pt" in _version(app.url)["reload_error"]
 
