@@ -14,6 +14,7 @@ import requests
 import yaml
 
 from training.paths import ROOT  # the one definition; tests may import it from here too
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SERVE_CONFIG = ROOT / "config" / "serve.yaml"
 TEST_KEY_ENV, TEST_KEY = "VISION_TEST_API_KEY", "k3y-for-tests-0123456789abcdef"
