@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 from ray import serve
-from ray.serve.metrics import Counter, Histogram
+from ray.serve.metrics import Counter, Gauge, Histogram
 
 from serve_app.batch_wait import AdaptiveWait
 from serve_app.metrics import LATENCY_BOUNDS_MS
@@ -47,6 +47,12 @@ class Classifier:
         self._latency = Histogram("vision_inference_latency_ms",
                                   description="Forward pass time per batch",
                                   boundaries=LATENCY_BOUNDS_MS, tag_keys=("model",))
+        # What GET /models reports, as metrics: alerts compare replicas (config/monitoring/).
+        self._served = Gauge("vision_model_info", description="1 for the version this replica serves",
+                             tag_keys=("model", "version"))
+        self._reload_failed = Gauge("vision_reload_failed", tag_keys=("model",),
+                                    description="1 while the last model hot-swap has failed")
+        self._publish(previous=None)
         self.reconfigure({})  # the defaults, until Serve passes the deployment's user_config
 
     def reconfigure(self, user_config: dict) -> None:
@@ -75,9 +81,20 @@ class Classifier:
             self._reload_error = f"reload of {path} failed, still serving " \
                                  f"{self._meta['sha256'][:12]}: {err}"
             logger.error("Classifier %s: %s", self.name, self._reload_error)
+            self._publish(previous=None)
             return
+        previous = self._meta["sha256"][:12]
         self._model, self._meta, self._path, self._reload_error = model, meta, path, None
+        self._publish(previous)
         logger.info("Classifier %s now serves %s (%s)", self.name, path, meta["sha256"][:12])
+
+    def _publish(self, previous: str | None) -> None:
+        """The served version as 1 (a replaced one as 0, so it stops counting) and the reload state."""
+        version = self._meta["sha256"][:12]
+        if previous not in (None, version):
+            self._served.set(0, tags={"model": self.name, "version": previous})
+        self._served.set(1, tags={"model": self.name, "version": version})
+        self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
 
     async def predict(self, pixels: np.ndarray) -> dict:
         """Probabilities for N <= chunk_size images, via the dynamic batcher."""

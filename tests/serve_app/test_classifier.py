@@ -1,14 +1,18 @@
-"""serve_app/classifier.py without Serve (its batched path needs a replica: test_app.py)."""
+"""serve_app/classifier.py without Serve (its batched path needs a replica: test_app.py), and its
+version and reload-state gauges, which the alerts in config/monitoring/rules/ read."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+import torch
 from pydantic import ValidationError
 
+from serve_app import classifier as classifier_module
 from serve_app.classifier import Classifier
 from serve_app.settings import ClassifierConfig, resolve
+from training.model import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +35,56 @@ def test_info_describes_the_model_from_its_checkpoint(classifier):
     info = asyncio.run(classifier.info())
     assert info["style"] == "digit" and info["labels"] == [str(i) for i in range(10)]
     assert len(info["version"]) == 12 and info["checkpoint_sha256"].startswith(info["version"])
+
+class FakeGauge:
+    """Records the last value per tag set, as Prometheus would see it."""
+
+    def __init__(self, name: str, description: str = "", tag_keys: tuple = ()):
+        self.name, self.tag_keys, self.values = name, tag_keys, {}
+
+    def set(self, value: float, tags: dict) -> None:
+        assert set(tags) == set(self.tag_keys), self.name
+        self.values[tuple(sorted(tags.items()))] = value
+
+
+@pytest.fixture
+def clf(monkeypatch):
+    monkeypatch.setattr(classifier_module, "Gauge", FakeGauge)
+    monkeypatch.setattr(classifier_module, "Counter", lambda *a, **k: None)
+    monkeypatch.setattr(classifier_module, "Histogram", lambda *a, **k: None)
+    return Classifier.func_or_class("mnist", str(resolve("models/mnist_cnn.pt")), chunk_size=64)
+
+
+def served(clf) -> dict[str, float]:
+    return {dict(tags)["version"]: value for tags, value in clf._served.values.items()}
+
+
+def failed(clf) -> float:
+    return clf._reload_failed.values[(("model", "mnist"),)]
+
+
+def test_a_new_replica_reports_its_version_and_no_failure(clf) -> None:
+    assert served(clf) == {clf._meta["sha256"][:12]: 1}
+    assert failed(clf) == 0
+
+
+def test_a_failed_swap_sets_the_flag_and_keeps_the_version(clf, tmp_path) -> None:
+    old = clf._meta["sha256"][:12]
+    bad = tmp_path / "broken.pt"
+    torch.save({"not": "a checkpoint"}, bad)
+    clf._swap(str(bad))
+    assert failed(clf) == 1
+    assert served(clf) == {old: 1}
+
+
+def test_a_good_swap_clears_the_flag_and_retires_the_old_version(clf, tmp_path) -> None:
+    old = clf._meta["sha256"][:12]
+    clf._swap(str(tmp_path / "missing.pt"))
+    assert failed(clf) == 1
+    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
+    new = tmp_path / "mnist_v2.pt"
+    sha = save_checkpoint(new, model, meta["model_args"], "mnist",
+                          test_accuracy=meta["test_accuracy"], note="gauge test")
+    clf._swap(str(new))
+    assert failed(clf) == 0
+    assert served(clf) == {old: 0, sha[:12]: 1}
