@@ -6,7 +6,7 @@ DATA_DIR  ?= data
 SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
-.PHONY: install test serve lint data train bench bench-train realistic clean sync-kuberay scan k8s-validate
+.PHONY: install test serve monitor lint data train bench bench-train realistic clean sync-kuberay scan k8s-validate
 
 install: $(STAMP)
 
@@ -35,9 +35,25 @@ k8s-validate:
 	kubectl apply --dry-run=server -f kuberay/
 
 # Exactly what a Ray user runs: config/serve.yaml carries every setting, Serve's own included.
-# The venv first on PATH: `ray job submit -- python ...` then runs the project's Python.
+# The venv first on PATH: `ray job submit -- python ...` then runs the project's Python. The RAY_*
+# monitoring variables tell the Ray dashboard where `make monitor`'s Prometheus (and Grafana) are:
+# the dashboard reads them from the environment of the process that starts Ray.
 serve: install
-	PATH="$(abspath $(BIN)):$$PATH" serve run config/serve.yaml
+	PATH="$(abspath $(BIN)):$$PATH" RAY_PROMETHEUS_HOST=$(RAY_PROMETHEUS_HOST) \
+	  RAY_PROMETHEUS_NAME=$(RAY_PROMETHEUS_NAME) RAY_GRAFANA_HOST=$(RAY_GRAFANA_HOST) \
+	  serve run config/serve.yaml
+
+# Prometheus with the project's config and alert rules (config/monitoring/), scraping every node of
+# the local Ray session through Ray's service-discovery file. Debian's `prometheus` package; other
+# systems: docs/monitoring.md. Runs in the foreground; data in $(PROMETHEUS_DATA).
+include config/monitoring/monitoring.env
+PROMETHEUS_CONFIG ?= config/monitoring/prometheus.yml
+PROMETHEUS_DATA   ?= .prometheus
+monitor:
+	@command -v prometheus >/dev/null || { echo "prometheus is missing: apt-get install prometheus" \
+	  "(Debian/Ubuntu) or see docs/monitoring.md"; exit 1; }
+	prometheus --config.file=$(PROMETHEUS_CONFIG) --storage.tsdb.path=$(PROMETHEUS_DATA) \
+	  --web.listen-address=$(PROMETHEUS_ADDRESS)
 
 lint: install
 	$(BIN)/ruff check .
