@@ -135,3 +135,6 @@ class Classifier:
     def check_health(self) -> None:
         """A tiny forward pass: a replica whose model cannot run is replaced."""
         self._probe(self._model, self.name)
+        # Ray drops a gauge that is not set again within two metric reports (20 s). Serve calls
+        # this every health_check_period_s (config/serve.yaml), which keeps the gauges current.
+        self._publish(previous=None)

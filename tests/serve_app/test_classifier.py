@@ -88,3 +88,12 @@ def test_a_good_swap_clears_the_flag_and_retires_the_old_version(clf, tmp_path) 
     clf._swap(str(new))
     assert failed(clf) == 0
     assert served(clf) == {old: 0, sha[:12]: 1}
+
+
+def test_health_checks_set_the_gauges_again(clf) -> None:
+    """Ray forgets a gauge not set for two metric reports; every health check sets it anew."""
+    clf._served.values.clear()
+    clf._reload_failed.values.clear()
+    clf.check_health()
+    assert served(clf) == {clf._meta["sha256"][:12]: 1}
+    assert failed(clf) == 0
