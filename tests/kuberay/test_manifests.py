@@ -93,7 +93,41 @@ def schemas(crds: dict[str, dict]) -> dict[tuple[str, str], dict]:
         "type": "object",
         "properties": {"minAvailable": int_or_string, "maxUnavailable": int_or_string,
                        "selector": selector, "unhealthyPodEvictionPolicy": {"type": "string"}}})
+    known[("monitoring.coreos.com/v1", "PodMonitor")] = _object(POD_MONITOR_SPEC)
     return known
+
+
+# The Prometheus operator's CRDs are not available offline: this is the part of PodMonitor's spec
+# that kuberay/pod-monitor.yaml uses, written from the operator's API reference (v1). It is strict
+# like the CRD's structural schema, so a misspelt key fails here too.
+_RELABEL = {"type": "object", "additionalProperties": False, "properties": {
+    "sourceLabels": {"type": "array", "items": {"type": "string"}},
+    "separator": {"type": "string"}, "targetLabel": {"type": "string"},
+    "regex": {"type": "string"}, "replacement": {"type": "string"},
+    "action": {"enum": ["replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep",
+                        "hashmod", "lowercase", "uppercase", "keepequal", "dropequal"]}}}
+POD_MONITOR_SPEC = {
+    "type": "object", "required": ["selector", "podMetricsEndpoints"],
+    "additionalProperties": False,
+    "properties": {
+        "jobLabel": {"type": "string"},
+        "selector": {"type": "object", "additionalProperties": False, "properties": {
+            "matchLabels": STRING_MAP, "matchExpressions": {"type": "array"}}},
+        "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
+            "any": {"type": "boolean"}, "matchNames": {"type": "array",
+                                                       "items": {"type": "string"}}}},
+        "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["port"], "additionalProperties": False,
+            "properties": {
+                "port": {"type": "string"}, "path": {"type": "string"},
+                "scheme": {"enum": ["http", "https"]},
+                "interval": {"type": "string", "pattern": "^(([0-9]+)(ms|s|m|h))+$"},
+                "scrapeTimeout": {"type": "string", "pattern": "^(([0-9]+)(ms|s|m|h))+$"},
+                "honorLabels": {"type": "boolean"},
+                "relabelings": {"type": "array", "items": _RELABEL},
+                "metricRelabelings": {"type": "array", "items": _RELABEL}}}},
+    },
+}
 
 
 def schema_errors(doc: dict, schema: dict) -> list[str]:
