@@ -252,6 +252,17 @@ def test_provisioning_points_at_the_dashboard_and_the_datasource_name() -> None:
     assert paths["ray"].endswith("session_latest/metrics/grafana/dashboards")
 
 
+# ---- Tracing --------------------------------------------------------------------------------------
+
+def test_tracing_is_a_valid_setting_and_off() -> None:
+    """docs/monitoring.md#tracing: measured, usable, off until an operator turns it on."""
+    from ray.serve.schema import TracingConfig
+
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())["tracing_config"]
+    tracing = TracingConfig.model_validate(config)
+    assert tracing.enabled is False and 0 < tracing.sampling_ratio <= 0.1
+
+
 # ---- make monitor / make serve -------------------------------------------------------------------
 
 def make_dry_run(target: str) -> str:
