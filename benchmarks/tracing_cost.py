@@ -5,7 +5,8 @@ One local Ray session runs the service twice: `vision` as configured, then `trac
 requests alternate between the two, each with a W3C `traceparent`; then the spans Ray's default
 file exporter wrote are read back.
 
-    python -m benchmarks.tracing_cost [--requests 300] [--ratio 1.0]  -> benchmarks/results/tracing.json
+    python -m benchmarks.tracing_cost [--requests 300] [--ratio 1.0] [--no-traceparent]
+        -> benchmarks/results/tracing-*.json
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from serve_app.settings import ROOT
 
 PORT = 8310
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-HEADERS = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "Content-Type": "application/json"}
+TRACEPARENT = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}  # flags 01: "sampled"
 
 
 def deploy(config: dict, app: str, timeout: float = 180) -> None:
@@ -65,6 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="per app")
     parser.add_argument("--ratio", type=float, default=1.0, help="tracing sampling_ratio")
+    # Sampling is parent-based: a request whose traceparent says "sampled" is always traced, so
+    # --ratio only matters for requests sent without one.
+    parser.add_argument("--no-traceparent", action="store_true",
+                        help="send no traceparent header (then --ratio decides)")
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
     base["http_options"]["port"] = PORT
@@ -83,10 +88,12 @@ def main() -> None:
         paths = {"plain": f"http://127.0.0.1:{PORT}/mnist",
                  "traced": f"http://127.0.0.1:{PORT}/traced/mnist"}
         latency: dict[str, list[float]] = {"plain": [], "traced": []}
+        headers = {"Content-Type": "application/json",
+                   **({} if args.no_traceparent else TRACEPARENT)}
         for i in range(20 + args.requests):
             for name in (("plain", "traced") if i % 2 else ("traced", "plain")):
                 start = time.perf_counter()
-                answer = requests.post(paths[name], data=body, headers=HEADERS, timeout=30)
+                answer = requests.post(paths[name], data=body, headers=headers, timeout=30)
                 if i >= 20:  # the first 20 warm both up
                     latency[name].append((time.perf_counter() - start) * 1000)
                 answer.raise_for_status()
@@ -96,17 +103,20 @@ def main() -> None:
         serve.shutdown()
         ray.shutdown()
     traces = collections.Counter(s["context"]["trace_id"] for s in found)
-    row = {"requests_per_app": args.requests, "sampling_ratio": args.ratio}
+    row = {"requests_per_app": args.requests, "sampling_ratio": args.ratio,
+           "traceparent_sent": not args.no_traceparent}
     for name, values in latency.items():
         values.sort()
         row[f"{name}_median_ms"] = round(statistics.median(values), 2)
         row[f"{name}_p95_ms"] = round(values[int(0.95 * len(values))], 2)
     row.update(median_ratio=round(row["traced_median_ms"] / row["plain_median_ms"], 3),
                p95_ratio=round(row["traced_p95_ms"] / row["plain_p95_ms"], 3),
-               spans=len(found), spans_with_client_trace_id=traces.get(f"0x{TRACE_ID}", 0),
+               spans=len(found), traces=len(traces),
+               spans_with_client_trace_id=traces.get(f"0x{TRACE_ID}", 0),
                span_names=sorted({s["name"] for s in found}))
     print(json.dumps(row, indent=2))
-    (RESULTS / "tracing.json").write_text(json.dumps(row, indent=2) + "\n")
+    name = f"tracing-ratio-{args.ratio}{'-no-traceparent' if args.no_traceparent else ''}.json"
+    (RESULTS / name).write_text(json.dumps(row, indent=2) + "\n")
 
 
 if __name__ == "__main__":

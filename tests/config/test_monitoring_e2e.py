@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,13 @@ QUERIES = {
 }
 
 
+WRITE_DISCOVERY = """
+import sys
+from ray._private.metrics_agent import PrometheusServiceDiscoveryWriter
+PrometheusServiceDiscoveryWriter(sys.argv[1], sys.argv[2]).write()
+"""
+
+
 def report_interval_s() -> float:
     """How often Ray's workers hand their metrics to the node's agent (Ray's own setting)."""
     import ray._raylet
@@ -45,10 +53,9 @@ def report_interval_s() -> float:
 def prometheus_config(tmp_path: Path) -> Path:
     """config/monitoring/prometheus.yml, changed only where the test must: the discovery file,
     absolute rule paths, and second-long intervals so the test waits seconds, not minutes."""
-    from ray._private.metrics_agent import PrometheusServiceDiscoveryWriter
-
-    ray_address = os.environ.get("RAY_ADDRESS") or _gcs_address()
-    PrometheusServiceDiscoveryWriter(ray_address, str(tmp_path)).write()
+    # In a child process: the writer re-initialises Ray's global state, which the tests share.
+    subprocess.run([sys.executable, "-c", WRITE_DISCOVERY, _gcs_address(), str(tmp_path)],
+                   check=True, timeout=60)
     discovery = tmp_path / "prom_metrics_service_discovery.json"
     assert discovery.exists()
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
