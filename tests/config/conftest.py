@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
@@ -53,6 +54,16 @@ def promtool() -> str:
     if not found:
         pytest.skip("promtool is missing: apt-get install prometheus (.ci/run installs it)")
     return found
+
+
+def haproxy_metrics_port_default() -> int:
+    """Ray's default HAProxy metrics port. Ray's constant follows RAY_SERVE_HAPROXY_METRICS_PORT,
+    which the test session moves aside (tests/conftest.py), so the default is read from its source."""
+    from ray.serve._private import constants
+
+    found = re.search(r'"RAY_SERVE_HAPROXY_METRICS_PORT", "(\d+)"', inspect.getsource(constants))
+    assert found, "Ray no longer names its HAProxy metrics port's default this way"
+    return int(found.group(1))
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -34,6 +34,7 @@ from tests.config.conftest import (
     dashboard_queries,
     env_file,
     exported,
+    haproxy_metrics_port_default,
     run,
 )
 
@@ -57,6 +58,13 @@ def test_prometheus_config_is_valid(promtool: str) -> None:
     result = run(promtool, "check", "config", str(MONITORING / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 rule files found" in result.stdout  # the glob picks up config/monitoring/rules/
+
+
+def test_haproxy_is_scraped_on_rays_default_port() -> None:
+    (job,) = [j for j in yaml.safe_load((MONITORING / "prometheus.yml").read_text())["scrape_configs"]
+              if j["job_name"] == "haproxy"]
+    (address,) = [r for r in job["relabel_configs"] if r.get("target_label") == "__address__"]
+    assert address["replacement"] == f"${{1}}:{haproxy_metrics_port_default()}"
 
 
 def test_rules_are_valid(promtool: str) -> None:

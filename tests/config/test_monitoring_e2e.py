@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from tests.config.conftest import MONITORING, ROOT, exported
+from tests.config.conftest import MONITORING, ROOT, exported, haproxy_metrics_port_default
 from tests.conftest import free_port, golden, wait_until
 
 pytestmark = pytest.mark.ray
@@ -61,9 +61,14 @@ def prometheus_config(tmp_path: Path) -> Path:
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(MONITORING / path) for path in config["rule_files"]]
+    # The session moves HAProxy's metrics port aside (tests/conftest.py): scrape it there.
+    haproxy = os.environ.get("RAY_SERVE_HAPROXY_METRICS_PORT", str(haproxy_metrics_port_default()))
     for job in config["scrape_configs"]:
         for sd in job.get("file_sd_configs", []):
             sd["files"] = [str(discovery)]
+        for relabel in job.get("relabel_configs", []):
+            if relabel.get("target_label") == "__address__":
+                relabel["replacement"] = f"${{1}}:{haproxy}"
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -88,10 +93,16 @@ class Prometheus:
         return {tuple(s["metric"].get(k, "") for k in labels): round(float(s["value"][1]))
                 for s in self.get("query", query=query)["result"]}
 
-    def targets_up(self) -> bool:
+    def targets_down(self) -> list[str]:
+        """Every scrape target not (yet) up, with Prometheus' last error; [] when all are."""
         active = self.get("targets")["activeTargets"]
-        jobs = {t["labels"]["job"] for t in active if t["health"] == "up"}
-        return {"ray", "haproxy"} <= jobs and all(t["health"] == "up" for t in active)
+        down = [f"{t['labels']['job']} {t['scrapeUrl']}: {t['health']} {t['lastError']}"
+                for t in active if t["health"] != "up"]
+        jobs = {t["labels"]["job"] for t in active}
+        return down + [f"no {job} target" for job in {"ray", "haproxy"} - jobs]
+
+    def targets_up(self) -> bool:
+        return not self.targets_down()
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +134,14 @@ def _ready(prom: Prometheus, proc: subprocess.Popen) -> bool:
         return requests.get(f"{prom.url}/-/ready", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def all_up(prom: Prometheus) -> None:
+    try:
+        wait_until(prom.targets_up, 30, what="every target (ray, haproxy) up")
+    except TimeoutError:
+        pass
+    assert prom.targets_down() == []
 
 
 def snapshot(prom: Prometheus) -> dict[str, dict[tuple, int]]:
@@ -164,7 +183,7 @@ def send_traffic(url: str) -> dict[str, dict[tuple, int]]:
 
 def test_prometheus_counts_what_was_sent(prometheus: Prometheus, serve_url: str) -> None:
     started = time.monotonic()
-    wait_until(prometheus.targets_up, 30, what="every target (ray, haproxy) up")
+    all_up(prometheus)
     # Earlier tests' requests reach the agent within one report interval: let them land first,
     # so the baseline holds them all and the difference is this test's traffic alone.
     time.sleep(max(0.0, report_interval_s() + 2 - (time.monotonic() - started)))
@@ -185,7 +204,7 @@ def test_prometheus_counts_what_was_sent(prometheus: Prometheus, serve_url: str)
 
 def test_every_listed_metric_is_exported_and_the_rules_evaluate(prometheus: Prometheus,
                                                               serve_url: str) -> None:
-    wait_until(prometheus.targets_up, 30, what="every target (ray, haproxy) up")
+    all_up(prometheus)
     send_traffic(serve_url)  # some series (errors, batch sizes) exist only once traffic came
 
     def missing() -> set[str]:

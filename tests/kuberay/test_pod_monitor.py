@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from ray.serve._private.constants import RAY_SERVE_HAPROXY_METRICS_PORT
 
+from tests.config.conftest import haproxy_metrics_port_default
 from tests.kuberay.conftest import ROOT, only
 
 PROMETHEUS = yaml.safe_load((ROOT / "config" / "monitoring" / "prometheus.yml").read_text())
@@ -36,7 +36,7 @@ def test_it_selects_every_ray_pod_of_the_service(monitor, ray_service) -> None:
 
 
 def test_every_scraped_port_is_declared_on_every_ray_container(monitor, ray_service) -> None:
-    expected = {"metrics": KUBERAY_METRICS_PORT, "haproxy-metrics": RAY_SERVE_HAPROXY_METRICS_PORT}
+    expected = {"metrics": KUBERAY_METRICS_PORT, "haproxy-metrics": haproxy_metrics_port_default()}
     assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == set(expected)
     for group in ray_pods(ray_service):
         assert "metrics-export-port" not in group["rayStartParams"]
@@ -63,7 +63,7 @@ def test_the_network_policy_lets_prometheus_scrape(manifests) -> None:
     opened = [{p["port"] for p in rule.get("ports", [])} for rule in policy["spec"]["ingress"]
               if any(f.get("namespaceSelector", {}).get("matchLabels", {}).get(
                   "kubernetes.io/metadata.name") == "monitoring" for f in rule.get("from", []))]
-    assert opened == [{KUBERAY_METRICS_PORT, RAY_SERVE_HAPROXY_METRICS_PORT}]
+    assert opened == [{KUBERAY_METRICS_PORT, haproxy_metrics_port_default()}]
 
 
 def test_the_ray_dashboard_finds_prometheus_and_grafana(ray_service) -> None:
