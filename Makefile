@@ -71,7 +71,7 @@ train: install data
 	$(BIN)/python -m training.evaluate models/fmnist_cnn.pt --data-dir $(DATA_DIR)
 
 clean:
-	rm -rf $(VENV) .venv-scan .pytest_cache test-artifacts
+	rm -rf $(VENV) .venv-scan .pytest_cache test-artifacts $(PROMETHEUS_DATA)
 
 # IaC scan of the Dockerfile and kuberay/ with checkov, kept in its own venv: its pinned
 # dependencies clash with Ray's. Findings are fixed, or skipped inline with a reason
