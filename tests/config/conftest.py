@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from training.paths import ROOT
+
 MONITORING = ROOT / "config" / "monitoring"
 RULES = MONITORING / "rules" / "vision.yml"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "vision-ai.json"
