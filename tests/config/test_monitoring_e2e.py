@@ -68,7 +68,13 @@ def prometheus_config(tmp_path: Path) -> Path:
             sd["files"] = [str(discovery)]
         for relabel in job.get("relabel_configs", []):
             if relabel.get("target_label") == "__address__":
-                relabel["replacement"] = f"${{1}}:{haproxy}"
+                relabel["replacement"] = f"127.0.0.1:{haproxy}"
+        # Tests send traffic to loopback only: Ray lists this machine's node address, and its
+        # exporters listen on every interface, so the same ports are scraped on 127.0.0.1.
+        job["relabel_configs"] = [{"source_labels": ["__address__"], "regex": r".+:(\d+)",
+                                   "target_label": "__address__",
+                                   "replacement": "127.0.0.1:${1}"},
+                                  *job.get("relabel_configs", [])]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
