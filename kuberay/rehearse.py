@@ -1,0 +1,114 @@
+"""`make rehearse`: play the KubeRay v1.7.0 operator's part against a real multi-node Ray cluster
+started from kuberay/ray-service.yaml and kuberay/ray-job.train.yaml, each pod in a network
+namespace of its own, and write a JSON report of what happened (kuberay/README.md, "Rehearsal").
+
+Needs root and iproute2. Everything it creates is named rh<pid>... and removed when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from kuberay.rehearsal import pods, steps
+from kuberay.rehearsal.cluster import Operator
+from kuberay.rehearsal.image import ROOT
+
+DEFAULT_REPORT = ROOT / "test-artifacts" / "rehearsal.json"
+STATIC_DEVIATIONS = [
+    "Pods are network namespaces on one host, each with its own address on a private bridge, "
+    "private /tmp and /dev/shm, dropped capabilities and no-new-privileges; no container "
+    "runtime, so CPU and memory limits are not enforced (they only become --num-cpus and "
+    "--memory, as the operator passes them) and seccomp is not applied.",
+    "Services: no kube-proxy; the serve Service is emulated (ready pods labelled ray.io/serve=true, readiness "
+    "probes every 5 s, a deleted pod leaves at once); the operator and the load run on the host.",
+    "Claims: each PersistentVolumeClaim is one shared folder, seen in the pods at "
+    "/tmp/pvc/<claim>; the RayJob entrypoint's paths under the mountPaths are rewritten to it.",
+    "The autoscaler sidecar and liveness probes are not run; worker groups stay at `replicas`.",
+    "Secret vision-ai-api-key is absent (it is optional): the inference routes are open.",
+    "The RayJob's cluster is deleted as soon as the job ends (not ttlSecondsAfterFinished later).",
+]
+
+
+def manifest(name: str, kind: str) -> dict:
+    (doc,) = [d for d in yaml.safe_load_all((ROOT / "kuberay" / name).read_text())
+              if d and d["kind"] == kind]
+    return doc
+
+
+def rehearse(report: dict) -> None:
+    service, job = manifest("ray-service.yaml", "RayService"), manifest("ray-job.train.yaml",
+                                                                          "RayJob")
+    deviations = report["deviations"]
+    deviations += STATIC_DEVIATIONS
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if 0 <= hard < 65536:
+        deviations.append(f"`ulimit -n 65536` in the pods' command fails: this machine's hard "
+                          f"limit is {hard} open files.")
+    removed = pods.sweep()
+    if removed:
+        report["removed_from_earlier_runs"] = removed
+    with pods.Network() as net:
+        report["network"] = {"subnet": str(net.subnet), "bridge": net.bridge}
+        operator = Operator(net, deviations)
+        report["steps"] = results = {}
+        try:
+            results.update(steps.service(operator, service))
+            results["6_ray_job"] = steps.ray_job(operator, job)
+        except BaseException:
+            report["logs"] = {p.plan.name: p.tail() for p in net.pods}
+            raise
+        finally:
+            report["pods"] = {p.plan.name: {"ip": p.ip, "command": p.plan.command}
+                              for p in net.pods}
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("the rehearsal needs root (network namespaces); nothing was started")
+    # SIGTERM (e.g. a test's timeout) unwinds like Ctrl-C, so every `finally` cleans up.
+    signal.signal(signal.SIGTERM, _interrupt)
+    address_file = Path("/tmp/ray/ray_current_cluster")
+    before = address_file.read_text() if address_file.exists() else None
+    report: dict = {"ok": False, "deviations": []}
+    t0 = time.monotonic()
+    try:
+        rehearse(report)
+        report["ok"] = True
+    except BaseException as err:  # noqa: BLE001 - reported, then re-raised below
+        report["error"] = f"{type(err).__name__}: {err}"
+        raise
+    finally:
+        report["seconds_total"] = round(time.monotonic() - t0, 1)
+        after = address_file.read_text() if address_file.exists() else None
+        report["left_behind"] = {
+            "namespaces": [n for n in pods.ip("netns", "list").split() if
+                           n.startswith(f"rh{os.getpid()}-")],
+            "folders": [str(p) for p in Path("/tmp").glob(f"rh-{os.getpid()}")],
+            "host_ray_address_file_changed": before != after,
+        }
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps({k: report.get(k) for k in ("ok", "error", "seconds_total", "steps")},
+                         indent=2))
+        print(f"report: {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
