@@ -28,8 +28,9 @@ STATIC_DEVIATIONS = [
     "private /tmp and /dev/shm, dropped capabilities and no-new-privileges; no container "
     "runtime, so CPU and memory limits are not enforced (they only become --num-cpus and "
     "--memory, as the operator passes them) and seccomp is not applied.",
-    "Services: no kube-proxy; the serve Service is emulated (ready pods labelled ray.io/serve=true, readiness "
-    "probes every 5 s, a deleted pod leaves at once); the operator and the load run on the host.",
+    "Services: no kube-proxy; the serve Service is emulated (ready pods labelled "
+    "ray.io/serve=true, readiness probes every 5 s, a deleted pod leaves at once); the operator "
+    "and the load run on the host.",
     "Claims: each PersistentVolumeClaim is one shared folder, seen in the pods at "
     "/tmp/pvc/<claim>; the RayJob entrypoint's paths under the mountPaths are rewritten to it.",
     "The autoscaler sidecar and liveness probes are not run; worker groups stay at `replicas`.",
