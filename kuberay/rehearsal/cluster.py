@@ -8,6 +8,7 @@ import os
 import random
 import shlex
 import string
+import subprocess
 import time
 
 from kuberay.rehearsal import operator as op
@@ -71,12 +72,20 @@ class Operator:
         worker = self.pod(doc, group, cluster)
         address = worker.plan.env["RAY_ADDRESS"]
         deadline = time.monotonic() + DEADLINE_S["pod"]
-        while worker.run(f"ray health-check --address {address}", timeout=60).returncode:
+        while not healthy(worker, address):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{worker.plan.name}: GCS at {address} never became ready")
             time.sleep(5)
         worker.start()
         return worker
+
+
+def healthy(pod: pods.Pod, address: str) -> bool:
+    """One try of the wait-gcs-ready init container's `ray health-check`."""
+    try:
+        return pod.run(f"ray health-check --address {address}", timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def wait_ready(pod: pods.Pod, deadline_s: float) -> float:

@@ -109,7 +109,10 @@ class Network:
 
     def close(self) -> None:
         for pod in self.pods:
-            pod.delete()
+            try:
+                pod.delete()
+            except Exception as err:  # noqa: BLE001 - one stubborn pod must not keep the rest
+                print(f"clean-up of {pod.ns}: {err!r}")
         ip("link", "del", self.bridge, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -223,7 +226,10 @@ class Pod:
                 break
             time.sleep(0.2)
         if self.proc:
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
     def delete(self) -> None:
         """The pod is gone: no processes, no namespace (its veth goes with it), no files."""
@@ -234,7 +240,7 @@ class Pod:
 
     def tail(self, lines: int = 30) -> str:
         """The end of the pod's output and of its Serve controller's log, if any."""
-        logs = [self.log, *sorted((self.tmp / "ray" / "session_latest" / "logs" / "serve")
-                                  .glob("controller_*.log"))]
+        # Not session_latest: that link holds the path as the pod sees it (/tmp/ray/...).
+        logs = [self.log, *sorted(self.tmp.glob("ray/session_2*/logs/serve/controller_*.log"))]
         return "\n".join(line for path in logs if path.exists()
                          for line in path.read_text(errors="replace").splitlines()[-lines:])

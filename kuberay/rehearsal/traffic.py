@@ -89,6 +89,7 @@ class Load:
 
     def _run(self) -> None:
         session, turn = requests.Session(), itertools.count()
+        session.trust_env = False  # straight to the pods, never through a proxy from the env
         while not self._stop.is_set() and len(self.results) < self.max_requests:
             urls = self.service.endpoints()
             t = time.monotonic()
@@ -109,7 +110,9 @@ class Load:
         window = [r for r in self.results if r[0] >= since]
         failed = [r for r in window if not r[1]]
         reasons = sorted({what for _, _, what in failed})[:5]
-        return {"requests": len(window), "failed": len(failed), "failure_reasons": reasons}
+        return {"requests": len(window), "failed": len(failed), "failure_reasons": reasons,
+                "client": f"one request at a time, {self.pause_s} s apart, "
+                          f"{self.timeout_s:.0f} s timeout"}
 
     def recovered_after(self, since: float) -> float | None:
         """Seconds from `since` to the first success after the last failure (None: never)."""
