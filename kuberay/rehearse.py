@@ -76,6 +76,27 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def checks(steps: dict) -> dict[str, bool]:
+    """The rehearsal's goals, each true or false (the report says by how much)."""
+    served, update = steps["3_traffic"], steps["4_in_place_update"]
+    job = steps["6_ray_job"]
+    return {
+        "dashboard_refuses_requests_without_the_token":
+            set(steps["2_serve_config"]["status_without_token"].values()) == {401},
+        "contract_batch_and_oip_answer_correctly":
+            served["seed_contract"]["class_id"] == served["seed_contract"]["expected"]
+            and served["batch"]["class_ids"] == served["batch"]["expected"]
+            and served["oip"]["class_id"] == served["oip"]["expected"],
+        "no_replica_on_the_head": served["replicas_on_head"] == 0,
+        "in_place_update_fails_no_request_and_keeps_the_replicas":
+            update["failed"] == 0 and update["replicas_replaced"] == 0,
+        "service_recovers_after_losing_its_worker":
+            steps["5_worker_killed"]["seconds_to_recover"] is not None,
+        "ray_job_succeeds_and_leaves_its_checkpoint":
+            job["status"] == "SUCCEEDED" and job["checkpoint"] is not None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
@@ -90,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         rehearse(report)
-        report["ok"] = True
+        report["checks"] = checks(report["steps"])
+        report["ok"] = all(report["checks"].values())
     except BaseException as err:  # noqa: BLE001 - reported, then re-raised below
         report["error"] = f"{type(err).__name__}: {err}"
         raise
@@ -105,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps({k: report.get(k) for k in ("ok", "error", "seconds_total", "steps")},
+        print(json.dumps({k: report.get(k) for k in ("ok", "error", "seconds_total", "checks")},
                          indent=2))
         print(f"report: {args.report}")
-    return 0
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":
