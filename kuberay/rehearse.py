@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from kuberay.rehearsal import operator as op
 from kuberay.rehearsal import pods, steps
 from kuberay.rehearsal.cluster import Operator
 from kuberay.rehearsal.image import ROOT
@@ -51,9 +52,9 @@ def rehearse(report: dict) -> None:
     deviations = report["deviations"]
     deviations += STATIC_DEVIATIONS
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if 0 <= hard < 65536:
-        deviations.append(f"`ulimit -n 65536` in the pods' command fails: this machine's hard "
-                          f"limit is {hard} open files.")
+    if 0 <= hard < op.OPEN_FILES:
+        deviations.append(f"`ulimit -n {op.OPEN_FILES}` in the pods' command fails: this "
+                          f"machine's hard limit is {hard} open files.")
     removed = pods.sweep()
     if removed:
         report["removed_from_earlier_runs"] = removed

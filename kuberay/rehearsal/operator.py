@@ -20,7 +20,8 @@ GCS_PORT, METRICS_PORT, AGENT_PORT, DASHBOARD_PORT, SERVING_PORT = 6379, 8080, 5
 NAMESPACE, CLUSTER_DOMAIN = "default", "cluster.local"
 READINESS = {"initial_delay_s": 10, "period_s": 5, "timeout_s": 2, "head_timeout_s": 5}
 SERVE_POLL_S = 2  # rayservice_controller.go: ServiceDefaultRequeueDuration
-ULIMIT = "ulimit -n ${RAY_START_ULIMIT_OPEN_FILES:-65536}"
+OPEN_FILES = 65536  # BuildPod's default for RAY_START_ULIMIT_OPEN_FILES
+ULIMIT = f"ulimit -n ${{RAY_START_ULIMIT_OPEN_FILES:-{OPEN_FILES}}}"
 WGET = "wget --tries 1 -T {timeout} -q -O- http://localhost:{port}/{path} | grep success"
 UNIFIED_HEALTH_CHECK_SINCE = (2, 53, 0)  # supportsUnifiedHealthCheck
 # `ray start` flags that take an explicit true/false (convertParamMap's specialParameterOptions).
