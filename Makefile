@@ -89,6 +89,12 @@ scan: $(SCAN_VENV)/bin/checkov
 	$(CHECKOV) --framework dockerfile -f Dockerfile
 	$(CHECKOV) --framework kubernetes -d kuberay
 
+# Play the KubeRay operator's part against a real multi-node Ray cluster in network namespaces,
+# started from kuberay/*.yaml (needs root and iproute2; kuberay/README.md, "Rehearsal").
+.PHONY: rehearse
+rehearse: install
+	$(BIN)/python -m kuberay.rehearse --report test-artifacts/rehearsal.json
+
 # serveConfigV2 in kuberay/ray-service.yaml is generated from config/serve.yaml.
 sync-kuberay: install
 	$(BIN)/python kuberay/sync.py

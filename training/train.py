@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         return train(args, cfg, expected=None)
     from training.synthetic import write_dataset
 
-    # Synthetic IDX files in the real format, verified like the real ones, then deleted.
-    with tempfile.TemporaryDirectory(prefix="smoke-data-") as tmp:
+    # Synthetic IDX files in the real format, verified like the real ones, then deleted. They go
+    # under storage_path, which every node must see anyway (Ray Train's checkpoints): a folder in
+    # the driver's own /tmp is missing on the other pods of a cluster (found by `make rehearse`).
+    Path(cfg["storage_path"]).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="smoke-data-", dir=cfg["storage_path"]) as tmp:
         cfg["data_dir"] = tmp
         return train(args, cfg, expected=write_dataset(tmp, cfg["dataset"],
                                                        n_train=cfg["num_images"]))
