@@ -6,7 +6,7 @@ DATA_DIR  ?= data
 SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
-.PHONY: install test serve monitor lint data train bench bench-train realistic clean sync-kuberay scan k8s-validate
+.PHONY: install test serve monitor lint data train bench bench-train realistic ood ood-fit clean sync-kuberay scan k8s-validate
 
 install: $(STAMP)
 
@@ -67,6 +67,18 @@ data:
 train: install data
 	$(BIN)/python -m training.train mnist --data-dir $(DATA_DIR)
 	$(BIN)/python -m training.train fmnist --init models/mnist_cnn.pt --data-dir $(DATA_DIR)
+	$(MAKE) ood-fit ood
+
+# Fit the out-of-domain detector into both checkpoints: metadata only, weights untouched (the
+# sha256, i.e. the served version, changes). Chosen on held-out training images (docs/ood.md).
+ood-fit: install data
+	$(BIN)/python -m training.ood models/mnist_cnn.pt --data-dir $(DATA_DIR)
+	$(BIN)/python -m training.ood models/fmnist_cnn.pt --data-dir $(DATA_DIR)
+
+# What each model declines of the out-of-domain evaluation set and keeps of in-domain images
+# (benchmarks/results/ood.json), then the model cards that show those figures.
+ood: install data
+	$(BIN)/python -m benchmarks.ood --data-dir $(DATA_DIR) --n 300
 	$(BIN)/python -m training.evaluate models/mnist_cnn.pt --data-dir $(DATA_DIR)
 	$(BIN)/python -m training.evaluate models/fmnist_cnn.pt --data-dir $(DATA_DIR)
 

@@ -11,6 +11,7 @@ from ray import serve
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from serve_app.batch_wait import AdaptiveWait
+from serve_app.imaging import BLANK_CONTRAST, blank
 from serve_app.metrics import LATENCY_BOUNDS_MS
 from serve_app.settings import ClassifierConfig, resolve
 
@@ -18,8 +19,20 @@ logger = logging.getLogger("ray.serve")
 DEFAULTS = ClassifierConfig()
 
 
+# The per-image arrays of training.model.decide that predict passes on.
+DECISION_ARRAYS = ("probabilities", "accepted", "margin")
+
+
 def _images_in(chunks: list[np.ndarray]) -> int:
     return sum(len(c) for c in chunks)
+
+
+def ood_summary(meta: dict) -> dict:
+    """What GET /models shows of the checkpoint's decline rule (not the fitted tensors)."""
+    ood = meta.get("ood") or {}
+    return {"method": ood.get("method", "none: only blank images are declined"),
+            "threshold": ood.get("threshold"), "threshold_split": ood.get("threshold_split"),
+            "blank_contrast": BLANK_CONTRAST}
 
 
 @serve.deployment
@@ -32,9 +45,9 @@ class Classifier:
         # that step's 3 s of cold start (benchmarks/NOTES.md, lever 19).
         import torch
 
-        from training.model import load_checkpoint, probabilities
+        from training.model import decide, load_checkpoint, probabilities
 
-        self._load, self._forward = load_checkpoint, probabilities
+        self._load, self._forward, self._decide = load_checkpoint, probabilities, decide
         # One thread per replica: replicas, not intra-op threads, use the cores (NOTES.md).
         torch.set_num_threads(int(os.environ.get("CLASSIFIER_THREADS", threads)))
         self.name = name
@@ -44,6 +57,10 @@ class Classifier:
         self._reload_error: str | None = None
         self._predictions = Counter("vision_predictions_total", description="Predictions",
                                     tag_keys=("model", "label"))
+        # Ray prefixes `ray_`: ray_vision_declined_total{model,reason}.
+        self._declined = Counter("vision_declined_total",
+                                 description="Images declined as blank or out of domain",
+                                 tag_keys=("model", "reason"))
         self._latency = Histogram("vision_inference_latency_ms",
                                   description="Forward pass time per batch",
                                   boundaries=LATENCY_BOUNDS_MS, tag_keys=("model",))
@@ -97,33 +114,43 @@ class Classifier:
         self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
 
     async def predict(self, pixels: np.ndarray) -> dict:
-        """Probabilities for N <= chunk_size images, via the dynamic batcher."""
-        probs = await self._batched(pixels)
-        return {"probabilities": probs, "version": self._meta["sha256"][:12],
-                "labels": self._meta["labels"]}
+        """training.model.decide's arrays for N <= chunk_size images, via the dynamic batcher,
+        plus the served version and labels."""
+        out = await self._batched(pixels)
+        return {**out, "version": self._meta["sha256"][:12], "labels": self._meta["labels"]}
 
     @serve.batch(max_batch_size=DEFAULTS.max_batch_size,
                  batch_wait_timeout_s=DEFAULTS.batch_wait_timeout_s, batch_size_fn=_images_in)
-    async def _batched(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
-        """One forward pass for every image queued by concurrent requests."""
+    async def _batched(self, chunks: list[np.ndarray]) -> list[dict]:
+        """One forward pass for every image queued by concurrent requests; the accept decision
+        comes from the same pass (training.model.decide)."""
         # The next batch's wait, from how many requests overlapped in this one (batch_wait.py).
         self._batched.set_batch_wait_timeout_s(self._wait.after(requests=len(chunks)))
         start = time.perf_counter()
         model, meta = self._model, self._meta  # one consistent model for the whole batch
-        probs = self._forward(model, meta, np.concatenate(chunks)).numpy()
+        pixels = np.concatenate(chunks)
+        result = self._decide(model, meta, pixels, blank(pixels))
         self._latency.observe((time.perf_counter() - start) * 1000, tags={"model": self.name})
-        for class_id, count in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True):
+        kept = result["probabilities"][result["accepted"]].argmax(1)
+        for class_id, count in zip(*np.unique(kept, return_counts=True), strict=True):
             self._predictions.inc(int(count), tags={"model": self.name,
                                                     "label": meta["labels"][class_id]})
-        return np.split(probs, np.cumsum([len(c) for c in chunks])[:-1])
+        reasons = result["reasons"]
+        for reason in set(reasons) - {None}:
+            self._declined.inc(reasons.count(reason), tags={"model": self.name, "reason": reason})
+        ends = np.cumsum([len(c) for c in chunks]).tolist()
+        return [{**{k: result[k][e - len(c):e] for k in DECISION_ARRAYS},
+                 "reasons": reasons[e - len(c):e]} for c, e in zip(chunks, ends, strict=True)]
 
     async def info(self) -> dict:  # async: a sync method would cost a thread hand-off per call
         meta = self._meta
         return {"name": self.name, "version": meta["sha256"][:12], "dataset": meta["dataset"],
-                "labels": meta["labels"], "style": meta["style"], "test_accuracy": meta.get("test_accuracy"),
+                "labels": meta["labels"], "style": meta["style"],
+                "test_accuracy": meta.get("test_accuracy"),
                 "input": "28x28 grayscale, white on black, pixels 0-255; any PNG/JPEG/GIF/BMP/"
                          "WEBP is canonicalised by the service",
-                "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error}
+                "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error,
+                "out_of_domain": ood_summary(meta)}
 
     def _probe(self, model, name: str) -> None:
         """One forward pass on a blank image; raises if the model cannot give finite scores."""

@@ -27,6 +27,10 @@ _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 _DATA_URL = re.compile(rb"^data:image/[a-zA-Z0-9.+-]+;base64,")
 SIDE, DIGIT_BOX = 28, 20
 WORKING_SIDE = 448  # larger inputs are shrunk first: same result, bounded CPU per image
+# "Is there any ink?": an image whose strongest ink stands less than this many grey levels
+# (of 255) above its fitted background is blank (empty canvas, flat paper, a uniform colour).
+# Paper grain and JPEG noise stay under ~20; ink photographed on paper is 100 or more.
+BLANK_CONTRAST = 32
 
 
 def b64decode(text: str) -> bytes:
@@ -129,7 +133,7 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
     gray = _white_on_black(gray)
     ink = np.clip(gray.astype(np.float32) - _background(gray), 0, None)
     peak = ink.max()
-    if peak <= 0:
+    if peak < BLANK_CONTRAST:  # no ink: stretching grain up to 255 would invent some
         return np.zeros_like(gray)
     return np.clip(ink * (255.0 / peak), 0, 255).astype(np.uint8)
 
@@ -191,6 +195,13 @@ def canonicalise(img: Image.Image, style: str) -> np.ndarray:
         return _white_on_black(gray).copy()
     ink = to_ink(gray)
     return canonical_digit(ink) if style == "digit" else canonical_clothing(ink)
+
+
+def blank(pixels: np.ndarray) -> np.ndarray:
+    """Per image of N x 28 x 28 canonical pixels: True when nothing stands out from the rest
+    (canonicalisation already turned faint-only inputs into all-zero images)."""
+    flat = np.asarray(pixels).reshape(len(pixels), -1)
+    return (flat.max(1).astype(np.float32) - flat.min(1)) < BLANK_CONTRAST
 
 
 def _each(items: list, work) -> list:

@@ -18,9 +18,22 @@ from training import data, model_card, report
 from training.evaluation import Evaluation
 from training.model import CheckpointError, load_checkpoint, probabilities
 
+# Written by `python -m benchmarks.ood` (make ood); the card shows it when the sha256 matches.
+OOD_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "ood.json"
+
+
+def ood_results(path: Path | str, dataset: str, sha256: str) -> dict | None:
+    """This checkpoint's entry of benchmarks/ood.py's results file; None if absent or measured
+    on another version of the file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text()).get("models", {}).get(dataset)
+    return entry if entry and entry.get("sha256") == sha256 else None
+
 
 def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: dict | None = None,
-             batch_size: int = 1000) -> Evaluation:
+             batch_size: int = 1000, ood_file: Path | str = OOD_RESULTS) -> Evaluation:
     """Rebuild the model from `checkpoint` and score it on its dataset's test split.
 
     `expected` replaces the official checksums; only tests pass it (with training.synthetic data),
@@ -39,7 +52,7 @@ def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: di
         truth = test.labels[i:i + batch_size]
         confusion += torch.bincount(truth * k + pred, minlength=k * k).view(k, k)
     return Evaluation(Path(checkpoint), meta, sum(p.numel() for p in model.parameters()),
-                      confusion, sums)
+                      confusion, sums, ood_results(ood_file, dataset, meta["sha256"]))
 
 
 def write_outputs(ev: Evaluation, out_dir: Path | str | None = None) -> dict[str, Path | None]:
@@ -75,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="data", help="torchvision data root (default: data/)")
     p.add_argument("--out-dir", help="where the PNGs and model card go (default: beside it)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    p.add_argument("--ood-results", default=str(OOD_RESULTS),
+                   help="benchmarks/ood.py's results, shown in the card (default: %(default)s)")
     args = p.parse_args(argv)
     try:
-        ev = evaluate(args.checkpoint, args.data_dir)
+        ev = evaluate(args.checkpoint, args.data_dir, ood_file=args.ood_results)
     except (data.DataError, CheckpointError) as err:
         # One line: the message already says what to fix, a traceback would bury it.
         print("error: " + " ".join(line.strip() for line in str(err).splitlines()),

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,12 +71,55 @@ def normalise(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return x.sub_(mean).div_(std)
 
 
-def probabilities(model: nn.Module, meta: dict, pixels) -> torch.Tensor:
-    """Softmax scores [N, 10] for N 28x28 uint8 images (array or tensor): the one forward pass
-    the service, the benchmarks and the evaluation share."""
+def features_and_logits(model: Net, meta: dict, pixels) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over N 28x28 uint8 images (array or tensor): the features the
+    out-of-domain detector reads [N, hidden + 2 * c1 + 2 * c2] and the logits [N, K].
+
+    Features: the penultimate layer, plus per-channel mean and std of the first block's output
+    and mean and max of the second's. The pooled conv statistics carry texture (noise, photo
+    grain) that the penultimate layer of a classifier learns to ignore.
+    """
     x = normalise(torch.as_tensor(pixels), meta["mean"], meta["std"])
     with torch.inference_mode():
-        return torch.softmax(model(x.contiguous(memory_format=torch.channels_last)), dim=1)
+        b1 = model.features[0](x.contiguous(memory_format=torch.channels_last))
+        b2 = model.features[1](b1)
+        last = model.head[:-1](b2)
+        feats = torch.cat([last, b1.mean((2, 3)), b1.std((2, 3)), b2.mean((2, 3)),
+                           b2.amax((2, 3))], 1)
+        return feats, model.head[-1](last)
+
+
+def probabilities(model: Net, meta: dict, pixels) -> torch.Tensor:
+    """Softmax scores [N, K] for N 28x28 uint8 images."""
+    return torch.softmax(features_and_logits(model, meta, pixels)[1], dim=1)
+
+
+def ood_score(ood: dict, feats: torch.Tensor) -> torch.Tensor:
+    """Per image, the detector's logit that it is out of domain (training/ood.py fits it):
+    a logistic regression on the standardised features of features_and_logits."""
+    return ((feats.float() - ood["feature_mean"]) / ood["feature_std"]) @ ood["weight"] \
+        + ood["bias"]
+
+
+def decide(model: Net, meta: dict, pixels, blank) -> dict[str, Any]:
+    """One forward pass over N images -> "probabilities" [N, K], "accepted" [N] bool, "reasons"
+    (None, "blank" or "out_of_domain") and "margin" [N] (threshold minus the detector's score:
+    how far inside its domain an image is; /classify routes by it).
+
+    `blank` (serve_app.imaging.blank) declines images without ink; the checkpoint's `ood`
+    detector declines the rest when they are far from its domain. Checkpoints without `ood`
+    metadata decline blanks only.
+    """
+    feats, logits = features_and_logits(model, meta, pixels)
+    blank = np.asarray(blank, bool)
+    ood = meta.get("ood")
+    margin = (ood["threshold"] - ood_score(ood, feats)).numpy() if ood \
+        else np.zeros(len(feats), np.float32)
+    far = margin < 0
+    return {"probabilities": torch.softmax(logits, dim=1).numpy(), "accepted": ~(blank | far),
+            "reasons": ["blank" if b else "out_of_domain" if f else None
+                        for b, f in zip(blank.tolist(), far.tolist(), strict=True)],
+            "margin": margin}
 
 
 def file_sha256(path: Path | str) -> str:
@@ -96,6 +140,17 @@ def save_checkpoint(path: Path | str, model: nn.Module, arch: dict, dataset: str
     buf = io.BytesIO()
     torch.save(payload, buf)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def rewrite_metadata(path: Path | str, **meta) -> str:
+    """Add or replace metadata entries of a checkpoint in place (weights untouched); new sha256."""
+    payload = torch.load(io.BytesIO(Path(path).read_bytes()), map_location="cpu",
+                         weights_only=True)
+    payload["metadata"].update(meta)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     Path(path).write_bytes(buf.getvalue())
     return hashlib.sha256(buf.getvalue()).hexdigest()
 

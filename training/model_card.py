@@ -71,6 +71,40 @@ def _data(ev: Evaluation) -> list[str]:
     return lines + ["", f"The files evaluated on {'match' if same else 'do NOT match'} these."]
 
 
+def _ood(ev: Evaluation) -> list[str]:
+    """The decline rule from the metadata, and benchmarks/ood.py's figures for this very file."""
+    ood = ev.meta.get("ood")
+    if not ood:
+        return ["No out-of-domain detector in this checkpoint: only blank images are declined "
+                "(`python -m training.ood` fits one)."]
+    lines = [_row("", ""), _row("---", "---"), _row("method", ood["method"]),
+             _row("features", ood.get("features", "n/a")), _row("score", ood.get("score", "n/a")),
+             _row("threshold", f"`{ood['threshold']:.4f}`"),
+             _row("fitted on", f"{ood.get('fit_split')}; negatives: "
+                  + "; ".join(ood.get("negatives", []))),
+             _row("threshold chosen on", ood.get("threshold_split"))]
+    lines += ["", "Blank images (no ink standing out from the background) are declined by the "
+              "service's preprocessing check before the detector is asked."]
+    if ood.get("weights_saw_threshold_split"):
+        lines += ["", "**Disclosure:** the network's weights were trained on all 60,000 "
+                  "training images, including the held-out images that chose the threshold; "
+                  "only the detector's fit excluded them. In-domain scores on them are therefore "
+                  "optimistic, which is why the figures below are measured on the test set and "
+                  "on images the detector never saw."]
+    results = ev.ood_results
+    if not results:
+        return [*lines, "", "No out-of-domain figures for this file: run `make ood`."]
+    lines += ["", f"Measured by `python -m benchmarks.ood` (n={results['n']} per kind), through "
+              "the service's preprocessing and decision code:", "",
+              _row("out-of-domain kind", "declined"), _row("---", "---")]
+    lines += [_row(kind, f"{rate:.1%}") for kind, rate in results["declined"].items()]
+    lines += ["", _row("in-domain set", "kept", "accuracy", "/classify right model + label"),
+              _row("---", "---", "---", "---")]
+    lines += [_row(name, f"{f['kept']:.1%}", f"{f['accuracy']:.2%}", f"{f['classify_correct']:.1%}")
+              for name, f in results["kept"].items()]
+    return lines
+
+
 def render(ev: Evaluation, images: dict[str, str | None]) -> str:
     """The card as Markdown; `images` maps "confusion"/"training" to PNG names beside it."""
     meta, args = ev.meta, ev.meta["model_args"]
@@ -103,6 +137,7 @@ def render(ev: Evaluation, images: dict[str, str | None]) -> str:
         "The test accuracy is measured on the official test split, drawn from the same "
         "distribution as the training data; real-world inputs will score lower.", "",
         "## Per-class accuracy", "", *_per_class(ev), "",
+        "## Out-of-domain inputs", "", *_ood(ev), "",
         "## Confusion matrix", "", f"![confusion matrix]({images.get('confusion')})", "",
         "## Training", "",
         f"![training curves]({images['training']})" if images.get("training")

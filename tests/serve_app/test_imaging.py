@@ -94,6 +94,25 @@ def test_blank_image_gives_zeros():
     assert not imaging.prepare(png(np.full((50, 50), 255, np.uint8)), "digit", LIMIT).any()
 
 
+@pytest.mark.parametrize("style", ["digit", "clothing"])
+def test_grainy_paper_is_blank_but_faint_ink_is_not(style):
+    rng = np.random.default_rng(0)
+    paper = np.clip(230 + np.linspace(0, 12, 300)[None, :] + rng.normal(0, 4, (200, 300)), 0, 255)
+    pixels = [imaging.prepare(png(paper.astype(np.uint8)), style, LIMIT)]
+    paper[60:140, 140:150] -= imaging.BLANK_CONTRAST + 30  # light pencil, still ink
+    pixels.append(imaging.prepare(png(np.clip(paper, 0, 255).astype(np.uint8)), style, LIMIT))
+    assert not pixels[0].any()  # grain was not stretched into ink
+    assert imaging.blank(np.stack(pixels)).tolist() == [True, False]
+
+
+def test_blank_judges_28x28_arrays_by_their_contrast():
+    flat, ink = np.full((28, 28), 90, np.uint8), digit_one()
+    faint = flat.copy()
+    faint[5] += imaging.BLANK_CONTRAST - 1
+    assert imaging.blank(np.stack([flat, faint, ink, np.zeros((28, 28), np.uint8)])).tolist() \
+        == [True, True, False, True]
+
+
 @pytest.mark.parametrize("data, status", [
     (b"", 422),
     (b"%PDF-1.7\n1 0 obj<<>>endobj", 415),
