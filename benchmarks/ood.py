@@ -213,7 +213,8 @@ def in_domain(dataset: str, n: int, data_dir: str) -> dict[str, list[tuple[bytes
 
 def kept(dataset: str, models: dict, sets: dict) -> dict[str, dict[str, float]]:
     """Per in-domain set: share kept by its own model, accuracy on all of it, and /classify's
-    share routed to the right model with the right label (serve_app.routing.pick)."""
+    share routed to the right model, and routed there with the right label
+    (serve_app.routing.pick)."""
     out = {}
     for name, samples in sets.items():
         blobs, labels = [b for b, _ in samples], np.array([y for _, y in samples])
@@ -222,6 +223,7 @@ def kept(dataset: str, models: dict, sets: dict) -> dict[str, dict[str, float]]:
         right = own["probabilities"].argmax(1) == labels
         routed = np.array([m == dataset for m in pick(answers)])
         out[name] = {"kept": float(own["accepted"].mean()), "accuracy": float(right.mean()),
+                     "classify_routed": float(routed.mean()),
                      "classify_correct": float((routed & right).mean())}
     return out
 
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         entry["kept"] = kept(dataset, models, sets)
         for name, figures in entry["kept"].items():
             print(f"{dataset:7s} keeps    {name:10s} {figures['kept']:6.1%}  accuracy "
-                  f"{figures['accuracy']:6.2%}  /classify right {figures['classify_correct']:6.1%}"
+                  f"{figures['accuracy']:6.2%}  /classify routed {figures['classify_routed']:6.1%}"
+                  f" right {figures['classify_correct']:6.1%}"
                   f" (n={len(sets[name])})", flush=True)
     if args.golden:
         write_golden(Path(args.golden), args.data_dir)

@@ -49,15 +49,15 @@ def features(model, meta: dict, images, batch: int = 2000) -> torch.Tensor:
                       for i in range(0, len(images), batch)])
 
 
-def _noise(rng: random.Random, np_rng: np.random.Generator, side: int) -> np.ndarray:
+def _noise(rng: random.Random, np_rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     kind = rng.randrange(3)
     if kind == 0:
-        return np_rng.integers(0, 256, (side, side), dtype=np.uint8)
+        return np_rng.integers(0, 256, (h, w), dtype=np.uint8)
     if kind == 1:
-        return np.clip(np_rng.normal(rng.uniform(40, 200), rng.uniform(20, 80), (side, side)),
+        return np.clip(np_rng.normal(rng.uniform(40, 200), rng.uniform(20, 80), (h, w)),
                        0, 255).astype(np.uint8)
     coarse = np_rng.integers(0, 256, (rng.randint(2, 10), rng.randint(2, 10)), dtype=np.uint8)
-    return np.asarray(Image.fromarray(coarse).resize((side, side), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def synthetic_negatives(n: int, style: str, seed: int = SEED) -> np.ndarray:
@@ -69,8 +69,9 @@ def synthetic_negatives(n: int, style: str, seed: int = SEED) -> np.ndarray:
     out = np.empty((n, 28, 28), np.uint8)
     for i in range(n):
         side = rng.choice([28, 112])
-        if i % 3 == 0:
-            img = Image.fromarray(_noise(rng, np_rng, side))
+        if i % 3 == 0:  # noise in any aspect ratio: canonicalisation keeps the ratio
+            h, w = (28, 28) if side == 28 else (rng.choice([40, 112]), rng.choice([40, 112]))
+            img = Image.fromarray(_noise(rng, np_rng, h, w))
         else:
             img = Image.new("L", (side, side), 0)
             draw = ImageDraw.Draw(img)
@@ -82,7 +83,7 @@ def synthetic_negatives(n: int, style: str, seed: int = SEED) -> np.ndarray:
                 else:
                     draw.line([(rng.randrange(side), rng.randrange(side)) for _ in range(3)],
                               fill=rng.randint(120, 255), width=rng.randint(1, side // 10))
-        out[i] = np.asarray(img) if side == 28 else canonicalise(img, style)
+        out[i] = np.asarray(img) if img.size == (28, 28) else canonicalise(img, style)
     return out
 
 
