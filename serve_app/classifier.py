@@ -19,6 +19,9 @@ logger = logging.getLogger("ray.serve")
 DEFAULTS = ClassifierConfig()
 
 
+# What the page and the CLI say instead of a label when a model declines an image, by style.
+DECLINED_MESSAGES = {"digit": "No digit found",
+                     "clothing": "This does not look like clothing (a digit?)"}
 # The per-image arrays of training.model.decide that predict passes on.
 DECISION_ARRAYS = ("probabilities", "accepted", "margin")
 
@@ -150,7 +153,8 @@ class Classifier:
                 "input": "28x28 grayscale, white on black, pixels 0-255; any PNG/JPEG/GIF/BMP/"
                          "WEBP is canonicalised by the service",
                 "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error,
-                "out_of_domain": ood_summary(meta)}
+                "out_of_domain": ood_summary(meta),
+                "declined_message": DECLINED_MESSAGES.get(meta["style"], "Not recognised")}
 
     def _probe(self, model, name: str) -> None:
         """One forward pass on a blank image; raises if the model cannot give finite scores."""

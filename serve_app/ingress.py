@@ -25,10 +25,13 @@ from ray.serve.metrics import Counter
 from serve_app import imaging, oip_routes
 from serve_app.errors import ApiError, install_handlers
 from serve_app.parsing import parse
+from serve_app.routing import pick
 from serve_app.schemas import (
     PREDICT_BODY,
     REST_ERRORS,
     BatchResponse,
+    ClassifyPrediction,
+    ClassifyResponse,
     ErrorResponse,
     ModelInfo,
     PredictResponse,
@@ -126,14 +129,23 @@ class Ingress:
         return await call(self.pre.run.remote(blobs, self._styles[model], want_png))
 
     async def classify(self, model: str, pixels: np.ndarray) -> dict:
-        """Chunks go to the classifier concurrently, so replicas and batches share the work."""
+        """Chunks go to the classifier concurrently, so replicas and batches share the work.
+        Per image: probabilities, accepted, margin and reason (training.model.decide)."""
         step = self.args.chunk_size
         handle = self.handle(model)
         parts = await asyncio.gather(*(call(handle.predict.remote(pixels[i:i + step]))
                                        for i in range(0, len(pixels), step)))
-        probs = np.concatenate([p["probabilities"] for p in parts])
-        return {"probabilities": probs, "version": parts[0]["version"],
-                "labels": parts[0]["labels"]}
+        arrays = {k: np.concatenate([p[k] for p in parts])
+                  for k in ("probabilities", "accepted", "margin")}
+        return {**arrays, "reasons": [r for p in parts for r in p["reasons"]],
+                "version": parts[0]["version"], "labels": parts[0]["labels"]}
+
+    @staticmethod
+    def predictions(result: dict, pngs: list[str] | None) -> list[dict]:
+        """The answer's prediction objects for one classifier's result."""
+        rows = np.round(result["probabilities"].astype(np.float64), 6).tolist()
+        return [prediction(r, result["labels"], pngs[i] if pngs else None, result["reasons"][i])
+                for i, r in enumerate(rows)]
 
     @app.get("/", summary="The web page (HTML), or a JSON welcome with links")
     async def root(self, request: Request) -> Response:
@@ -142,6 +154,7 @@ class Ingress:
         return JSONResponse({
             "service": "Vision AI", "models": sorted(self.classifiers), "page": "/",
             "links": {"docs": "/docs", "models": "/models", "health": "/healthz",
+                      "classify": "/classify",
                       **{f"predict_{m}": f"/{m}" for m in sorted(self.classifiers)}}})
 
     @app.get("/static/{name}", include_in_schema=False)
@@ -165,6 +178,31 @@ class Ingress:
     async def models(self) -> list[dict]:
         return list(await asyncio.gather(*(self.info(m) for m in self.classifiers)))
 
+    # Declared before /{model}, which would otherwise take "classify" for a model name.
+    @app.post("/classify", response_model=ClassifyPrediction | ClassifyResponse,
+              responses=REST_ERRORS, openapi_extra=PREDICT_BODY,
+              summary="Classify images of any kind: each goes to the model that accepts it")
+    async def classify_any(self, request: Request) -> Response:
+        self.authorize(request)
+        images = await parse(request, self.args.max_body_bytes, self.args.max_images_per_request)
+        names = list(self.classifiers)
+        # Each model sees the image canonicalised its own way, and judges it.
+        prepared = await asyncio.gather(
+            *(self.prepare(m, images.blobs, images.return_image) for m in names))
+        results = dict(zip(names, await asyncio.gather(
+            *(self.classify(m, pixels) for m, (pixels, _) in zip(names, prepared, strict=True))),
+            strict=True))
+        answers = {m: self.predictions(results[m], pngs)
+                   for m, (_, pngs) in zip(names, prepared, strict=True)}
+        preds = []
+        for i, chosen in enumerate(pick(results)):
+            # Declined by every model: the answer of the one that came closest, with model null.
+            shown = chosen or max(names, key=lambda m: results[m]["margin"][i])
+            preds.append({**answers[shown][i], "model": chosen,
+                          "model_version": results[shown]["version"]})
+        # A JSONResponse, not the response_model: "model": null is part of the answer.
+        return JSONResponse({"predictions": preds} if images.many else preds[0])
+
     @app.post("/{model}", response_model=PredictResponse | BatchResponse,
               response_model_exclude_none=True, responses=REST_ERRORS,
               openapi_extra=PREDICT_BODY,
@@ -175,8 +213,6 @@ class Ingress:
         images = await parse(request, self.args.max_body_bytes, self.args.max_images_per_request)
         pixels, pngs = await self.prepare(model, images.blobs, images.return_image)
         result = await self.classify(model, pixels)
-        rows = np.round(result["probabilities"].astype(np.float64), 6).tolist()
-        preds = [prediction(r, result["labels"], pngs[i] if pngs else None)
-                 for i, r in enumerate(rows)]
+        preds = self.predictions(result, pngs)
         head = {"model": model, "model_version": result["version"]}
         return {**head, "predictions": preds} if images.many else {**head, **preds[0]}

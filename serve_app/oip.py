@@ -36,7 +36,7 @@ class Inputs:
     outputs: list[str] | None = None
 
 
-OUTPUTS = ("probabilities", "class_id", "label")
+OUTPUTS = ("probabilities", "class_id", "label", "accepted")
 _DTYPES = {"UINT8": np.uint8, "FP32": np.float32}
 
 
@@ -164,8 +164,9 @@ def parse_infer(body: bytes, header_length: str | None, max_images: int) -> Inpu
 
 
 def infer_response(name: str, version: str, probs: np.ndarray, labels: list[str],
-                   inputs: Inputs) -> dict:
-    """JSON outputs (always JSON: clients accept it whatever binary outputs they asked for)."""
+                   inputs: Inputs, accepted: np.ndarray) -> dict:
+    """JSON outputs (always JSON: clients accept it whatever binary outputs they asked for).
+    `accepted` is false for an image the model declined (blank, or not of its kind)."""
     n = len(probs)
     class_ids = probs.argmax(1)
     tensors = {
@@ -173,6 +174,7 @@ def infer_response(name: str, version: str, probs: np.ndarray, labels: list[str]
                           "data": probs.astype(np.float32).ravel().tolist()},
         "class_id": {"datatype": "INT64", "shape": [n], "data": class_ids.tolist()},
         "label": {"datatype": "BYTES", "shape": [n], "data": [labels[i] for i in class_ids]},
+        "accepted": {"datatype": "BOOL", "shape": [n], "data": np.asarray(accepted).tolist()},
     }
     outputs = [{"name": k, **tensors[k]} for k in (inputs.outputs or OUTPUTS)]
     body = {"model_name": name, "model_version": version, "outputs": outputs}

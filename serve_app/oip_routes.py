@@ -108,4 +108,4 @@ async def _infer(request: Request, ingress, name: str, version: str | None) -> d
         pixels, _ = await ingress.prepare(name, inputs.images)
     result = await ingress.classify(name, pixels)
     return oip.infer_response(name, result["version"], result["probabilities"],
-                              result["labels"], inputs)
+                              result["labels"], inputs, result["accepted"])

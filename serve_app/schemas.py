@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -22,6 +24,11 @@ class Prediction(BaseModel):
     confidence: float
     probabilities: list[float] = Field(description="10 floats in class order, summing to 1")
     image: str | None = Field(None, description="28x28 PNG (base64) the model saw")
+    accepted: bool = Field(description="false when the model declines the image: the label is "
+                                       "then its best guess, not an answer")
+    reason: Literal["blank", "out_of_domain"] | None = Field(
+        None, description="why it was declined: no ink or object (blank), or not an image of "
+                          "the model's kind (out_of_domain); absent when accepted")
 
 
 class PredictResponse(Prediction):
@@ -39,6 +46,20 @@ class BatchResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class ClassifyPrediction(Prediction):
+    """One image's answer from POST /classify: the model it was routed to, if any."""
+
+    model: str | None = Field(description="the model that accepted the image (the one most "
+                                          "sure it is of its kind); null when none did")
+    model_version: str
+
+
+class ClassifyResponse(BaseModel):
+    """Answer to a many-image POST /classify, predictions in request order."""
+
+    predictions: list[ClassifyPrediction]
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -46,6 +67,15 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class OutOfDomain(BaseModel):
+    """The decline rule, from the checkpoint's metadata."""
+
+    method: str
+    threshold: float | None
+    threshold_split: str | None = Field(description="the held-out images that chose it")
+    blank_contrast: int = Field(description="below this ink contrast (0-255) an image is blank")
 
 
 class ModelInfo(BaseModel):
@@ -58,13 +88,19 @@ class ModelInfo(BaseModel):
     input: str
     checkpoint_sha256: str
     reload_error: str | None = None
+    out_of_domain: OutOfDomain
+    declined_message: str = Field(description="what clients show instead of a label when this "
+                                              "model declines an image")
 
 
-def prediction(probs: list[float], labels: list[str], image: str | None = None) -> dict:
-    """One row of probabilities -> the prediction fields (argmax, its label, confidence)."""
+def prediction(probs: list[float], labels: list[str], image: str | None = None,
+               reason: str | None = None) -> dict:
+    """One row of probabilities -> the prediction fields (argmax, its label, confidence, and
+    whether the model accepts the image: `reason` is why not)."""
     class_id = max(range(len(probs)), key=probs.__getitem__)
     return {"class_id": class_id, "label": labels[class_id], "confidence": probs[class_id],
-            "probabilities": probs, **({"image": image} if image is not None else {})}
+            "probabilities": probs, **({"image": image} if image is not None else {}),
+            "accepted": reason is None, **({"reason": reason} if reason else {})}
 
 
 class OipErrorResponse(BaseModel):

@@ -1,4 +1,4 @@
-"""Command-line client: `vision-ai predict FILE|DIR... [--model mnist|fmnist] [--json]`.
+"""Command-line client: `vision-ai predict FILE|DIR... [--model mnist|fmnist|auto] [--json]`.
 
 One request per file (progress and errors per file), sent by a few threads over one Session.
 Exit codes: 0 all classified, 1 some files failed, 2 usage error or service unusable.
@@ -21,6 +21,8 @@ from tqdm import tqdm
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
 RETRYABLE = (429, 503)  # the service sends Retry-After with both
 MAX_RETRY_WAIT_S = 10.0
+AUTO = "auto"  # --model auto: POST /classify, which picks the model per image
+NEITHER = "Neither a digit nor clothing"  # what /classify's declines say (no model took it)
 
 
 class Fatal(Exception):
@@ -106,7 +108,13 @@ def classify(session: requests.Session, url: str, path: Path, timeout: float) ->
         return _failed(path, "unreadable", f"{err.strerror or err}")
     if resp.ok:
         body = _json(resp, "label", "class_id", "confidence")
-        return {"file": str(path), **{k: body[k] for k in ("label", "class_id", "confidence")}}
+        row = {"file": str(path), **{k: body[k] for k in ("label", "class_id", "confidence")},
+               "accepted": body.get("accepted", True)}  # older services accept everything
+        if "reason" in body:
+            row["reason"] = body["reason"]
+        if url.endswith("/classify"):
+            row["model"] = body.get("model")
+        return row
     error = _error(resp)
     if resp.status_code in (401, 404):  # wrong key or model: every other file fails the same
         raise Fatal(error["message"])
@@ -130,7 +138,7 @@ def _failed(path: Path, code: str, message: str) -> dict:
 
 def predict_all(args: argparse.Namespace, paths: list[Path]) -> list[dict]:
     """Bounded concurrency over one Session; results come back in input order."""
-    url = f"{args.url}/{args.model}"
+    url = f"{args.url}/{'classify' if args.model == AUTO else args.model}"
     results: list[dict] = [{}] * len(paths)
     session = _session(args.api_key, args.concurrency)
     bar = tqdm(total=len(paths), unit="img", file=sys.stderr, leave=False,
@@ -159,11 +167,27 @@ def _session(api_key: str | None, threads: int = 1) -> requests.Session:
     return session
 
 
+def declined_messages(args: argparse.Namespace, results: list[dict]) -> None:
+    """Give every declined row the words the service uses for it ("No digit found", ...),
+    from GET /models, asked only when something was declined."""
+    declined = [r for r in results if r.get("accepted") is False]
+    if not declined:
+        return
+    messages = {}
+    resp = send(_session(args.api_key), "GET", args.url + "/models", args.timeout)
+    if resp.ok:
+        messages = {m["name"]: m.get("declined_message") for m in _json(resp)}
+    for r in declined:
+        model = r.get("model") if args.model == AUTO else args.model
+        r["message"] = (messages.get(model) or "Not recognised") if model else NEITHER
+
+
 def summary(results: list[dict]) -> dict:
-    labels = Counter(r["label"] for r in results if "error" not in r)
+    labels = Counter(r["label"] for r in results if "error" not in r and r.get("accepted", True))
     failed = sum("error" in r for r in results)
+    declined = sum(r.get("accepted") is False for r in results)
     return {"total": len(results), "ok": len(results) - failed, "failed": failed,
-            "labels": dict(labels.most_common())}
+            "declined": declined, "labels": dict(labels.most_common())}
 
 
 def table(results: list[dict]) -> str:
@@ -171,11 +195,14 @@ def table(results: list[dict]) -> str:
     width = max([len("FILE")] + [len(r["file"]) for r in results])
     lines = [f"{'FILE':<{width}}  {'LABEL':<12}  CONFIDENCE"]
     for r in results:
-        row = ("FAILED", "") if "error" in r else (r["label"], f"{r['confidence']:.1%}")
+        row = ("FAILED", "") if "error" in r else (r["label"], f"{r['confidence']:.1%}") \
+            if r.get("accepted", True) else (f"{r.get('message', 'Declined')} "
+                                             f"({r.get('reason', 'declined')})", "")
         lines.append(f"{r['file']:<{width}}  {row[0]:<12}  {row[1]:>10}".rstrip())
     s = summary(results)
     if s["total"] > 1 or s["failed"]:
-        lines += ["", f"{s['total']} files: {s['ok']} classified, {s['failed']} failed"]
+        declined = f" ({s['declined']} declined)" if s["declined"] else ""
+        lines += ["", f"{s['total']} files: {s['ok']} classified{declined}, {s['failed']} failed"]
         lines += [f"  {label:<12}  {n}" for label, n in s["labels"].items()]
         failures = [r for r in results if "error" in r]
         lines += ["Failures:"] * bool(failures)
@@ -186,6 +213,7 @@ def table(results: list[dict]) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     results = predict_all(args, expand(args.files, args.recursive))
+    declined_messages(args, results)
     if args.json:
         print(json.dumps({"model": args.model, "results": results,
                           "summary": summary(results)}, indent=2))
@@ -225,7 +253,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     pred = sub.add_parser("predict", parents=[common], help="classify images or directories")
     pred.add_argument("files", nargs="+", metavar="FILE", help="image files or directories")
-    pred.add_argument("--model", default="mnist", help="mnist (digits) or fmnist (clothing)")
+    pred.add_argument("--model", default="mnist",
+                      help="mnist (digits), fmnist (clothing), or auto (the service decides "
+                           "per image)")
     pred.add_argument("--recursive", action="store_true", help="descend into subdirectories")
     pred.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     sub.add_parser("models", parents=[common], help="list the served models")

@@ -120,7 +120,9 @@ async function loadModels() {
 function showModel() {
   const m = models[model()];
   const acc = m?.test_accuracy == null ? "" : `, test accuracy ${(100 * m.test_accuracy).toFixed(2)}%`;
-  $("model-info").textContent = m ? `Version ${m.version}${acc}.` : "";
+  $("model-info").textContent = model() === "classify"
+    ? "Each image goes to the model that recognises it as its kind."
+    : m ? `Version ${m.version}${acc}.` : "";
 }
 
 for (const radio of document.querySelectorAll('input[name="model"]')) {
@@ -171,14 +173,25 @@ async function classify(e) {
   }
 }
 
+// Why an image was declined, in words (the message itself comes from GET /models).
+const REASONS = {blank: "the image is blank: no ink or object in it",
+                 out_of_domain: "the model does not recognise it as its kind of image"};
+
 function render(name, data, ms) {
-  const labels = [...(models[name]?.labels ?? data.probabilities.map((_, i) => `class ${i}`))];
+  // /classify answers with the model it chose (null: none); its labels come from that model.
+  const shown = name === "classify" ? data.model : name;
+  const labels = [...(models[shown]?.labels ?? data.probabilities.map((_, i) => `class ${i}`))];
   labels[data.class_id] = data.label;
   $("empty").hidden = $("error").hidden = true;
-  $("label").textContent = data.label;
-  $("confidence").textContent = `${(100 * data.confidence).toFixed(1)}% sure`;
+  $("label").textContent = data.accepted ? data.label
+    : (name === "classify" ? "Neither a digit nor clothing"
+      : models[name]?.declined_message ?? "Not recognised");
+  $("confidence").textContent = data.accepted ? `${(100 * data.confidence).toFixed(1)}% sure`
+    : `(best guess: ${data.label})`;
+  $("declined").textContent = data.accepted ? "" : `Why: ${REASONS[data.reason] ?? data.reason}.`;
+  $("declined").hidden = data.accepted;
   $("rtt").textContent = Math.round(ms);
-  $("version").textContent = `${data.model} ${data.model_version}`;
+  $("version").textContent = `${data.model ?? "none"} ${data.model_version}`;
   $("seen").src = data.image ? `data:image/png;base64,${data.image}` : "";
   $("bars").replaceChildren(...data.probabilities.map((p, i) => bar(labels[i], p, i, data.class_id)));
   $("answer").hidden = false;

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import golden
+from tests.conftest import GOLDEN, ROOT, golden
 from tests.helpers import b64, from_b64, png
 
 pytestmark = pytest.mark.ray
@@ -123,3 +123,75 @@ def test_client_errors_are_json_4xx(serve_url):
     assert_error(requests.get(f"{serve_url}/no/such/route", timeout=30), 404)
     assert_error(requests.get(f"{serve_url}/mnist", timeout=30), 405)
     assert_error(post("/mnist", json={"base64": ["x"] * 257}), 413, "too_many_images")
+
+
+# ---- Declining what is not a digit / not a garment (issue 11) -------------------------------
+
+def declined_golden(model: str) -> list:
+    """Committed `declined_<model>_<kind>.png` (benchmarks/ood.py --golden), kind-sorted."""
+    return sorted(GOLDEN.glob(f"declined_{model}_*.png"))
+
+
+@pytest.mark.parametrize("model", ["mnist", "fmnist"])
+def test_golden_declined_examples_over_http(serve_url, model):
+    paths = declined_golden(model)
+    assert [p.stem.split("_")[2] for p in paths] == ["blank", "letter", "noise", "other"]
+    resp = requests.post(f"{serve_url}/{model}", json={"base64": [b64(p) for p in paths]},
+                         timeout=60)
+    assert resp.status_code == 200, resp.text
+    for path, pred in zip(paths, resp.json()["predictions"], strict=True):
+        want = "blank" if path.stem.endswith("blank") else "out_of_domain"
+        assert (pred["accepted"], pred.get("reason")) == (False, want), path.name
+        assert len(pred["probabilities"]) == 10 and pred["label"]  # the fields stay as today
+
+
+@pytest.mark.parametrize("model", ["mnist", "fmnist"])
+def test_golden_images_of_the_target_kinds_are_accepted(serve_url, model):
+    # `tiny` (a 14x14 image blown up) is left out: it sits on the threshold (docs/ood.md).
+    images = [(p, y) for p, y in golden(model) if p.name.split("_")[1] != "tiny"]
+    resp = requests.post(f"{serve_url}/{model}", json={"base64": [b64(p) for p, _ in images]},
+                         timeout=60)
+    preds = resp.json()["predictions"]
+    assert [p["accepted"] for p in preds] == [True] * len(images)
+    assert not any("reason" in p for p in preds)
+
+
+def test_accepted_and_reason_in_every_answer_shape(serve_url):
+    good, blank = golden("mnist")[0][0], GOLDEN / "declined_mnist_blank.png"
+    one = requests.post(f"{serve_url}/mnist", json={"base64": b64(blank)}, timeout=30).json()
+    assert (one["accepted"], one["reason"]) == (False, "blank")
+    many = requests.post(f"{serve_url}/mnist", json={"base64": [b64(good)]}, timeout=30).json()
+    assert many["predictions"][0]["accepted"] is True and "reason" not in many["predictions"][0]
+    files = [("file", (p.name, p.read_bytes())) for p in (good, blank)]
+    multi = requests.post(f"{serve_url}/mnist", files=files, timeout=30).json()["predictions"]
+    assert [(p["accepted"], p.get("reason")) for p in multi] == [(True, None), (False, "blank")]
+
+
+def test_classify_routes_each_image_to_the_model_that_accepts_it(serve_url):
+    digits = [(p, y) for p, y in golden("mnist") if p.name.split("_")[1] in ("dataset", "canvas")]
+    clothes = [(p, y) for p, y in golden("fmnist") if p.name.split("_")[1] in ("dataset",
+                                                                                "catalog")]
+    nothing = [GOLDEN / "declined_mnist_blank.png", GOLDEN / "declined_mnist_noise.png"]
+    paths = [p for p, _ in digits + clothes] + nothing
+    resp = requests.post(f"{serve_url}/classify", json={"base64": [b64(p) for p in paths]},
+                         timeout=60)
+    assert resp.status_code == 200, resp.text
+    preds = resp.json()["predictions"]
+    assert [p["model"] for p in preds] == \
+        ["mnist"] * len(digits) + ["fmnist"] * len(clothes) + [None, None]
+    assert [p["class_id"] for p in preds[:-2]] == [y for _, y in digits + clothes]
+    assert all(p["accepted"] and len(p["model_version"]) == 12 for p in preds[:-2])
+    assert [(p["accepted"], p["reason"]) for p in preds[-2:]] == \
+        [(False, "blank"), (False, "out_of_domain")]
+    one = requests.post(f"{serve_url}/classify", json={"base64": b64(clothes[0][0])},
+                        timeout=30).json()
+    assert (one["model"], one["class_id"], one["accepted"]) == ("fmnist", clothes[0][1], True)
+
+
+def test_models_show_the_decline_rule_of_each_checkpoint(serve_url):
+    from training.model import load_checkpoint
+
+    for info in requests.get(f"{serve_url}/models", timeout=30).json():
+        ood = load_checkpoint(ROOT / f"models/{info['name']}_cnn.pt")[1]["ood"]
+        assert info["out_of_domain"]["method"] == ood["method"]
+        assert info["out_of_domain"]["threshold"] == ood["threshold"]

@@ -155,3 +155,15 @@ def test_v2_errors_keep_their_status_in_the_protocol_shape(serve_url):
         body = resp.json()
         assert resp.status_code == status, (code, resp.status_code, body)
         assert body["code"] == code and isinstance(body["error"], str) and body["error"], body
+
+
+@pytest.mark.ray
+def test_accepted_output_flags_declined_images(serve_url):
+    pixels, _ = dataset_digits(1)
+    blank = np.zeros((1, 28, 28), np.uint8)
+    doc = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": [2, 28, 28],
+                       "data": np.concatenate([pixels, blank]).ravel().tolist()}],
+           "outputs": [{"name": "accepted"}]}
+    out = requests.post(f"{serve_url}/v2/models/mnist/infer", json=doc, timeout=30).json()
+    assert out["outputs"] == [{"name": "accepted", "datatype": "BOOL", "shape": [2],
+                               "data": [True, False]}]

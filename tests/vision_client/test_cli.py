@@ -76,7 +76,17 @@ def test_table_and_summary():
     assert "notes.png: not an image in an accepted format (unsupported_media_type)" in text
     assert "files:" not in client.table([ok])  # one file: just the row
     assert client.summary([ok, UNSUPPORTED]) == {"total": 2, "ok": 1, "failed": 1,
-                                                 "labels": {"7": 1}}
+                                                 "declined": 0, "labels": {"7": 1}}
+
+
+def test_a_declined_image_shows_the_message_and_reason_not_a_label():
+    ok = {"file": "seven.png", "label": "7", "class_id": 7, "confidence": 0.98, "accepted": True}
+    no = {"file": "blank.png", "label": "1", "class_id": 1, "confidence": 0.97, "accepted": False,
+          "reason": "blank", "message": "No digit found"}
+    text = client.table([ok, no])
+    assert text.splitlines()[2].split() == ["blank.png", "No", "digit", "found", "(blank)"]
+    assert "2 files: 2 classified (1 declined), 0 failed" in text
+    assert client.summary([ok, no])["labels"] == {"7": 1}  # a declined guess is no label
 
 
 def test_service_down_is_one_line_and_exit_2(tmp_path):
@@ -197,3 +207,13 @@ def test_health_and_models(capsys, serve_url):
     assert code == 0 and out.startswith("ok: ") and "mnist" in out and "fmnist" in out
     code, out, _ = run(capsys, "models", "--url", serve_url, "--json")
     assert code == 0 and {m["name"] for m in json.loads(out)} == {"mnist", "fmnist"}
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("model, message", [("mnist", "No digit found"),
+                                            ("fmnist", "This does not look like clothing"),
+                                            ("auto", client.NEITHER)])
+def test_declined_images_say_so_with_the_reason(capsys, serve_url, model, message):
+    blank = ROOT / "tests" / "golden" / "declined_mnist_blank.png"
+    code, out, _ = run(capsys, "predict", str(blank), "--model", model, "--url", serve_url)
+    assert code == 0 and message in out and "(blank)" in out
