@@ -28,8 +28,9 @@ def ood_results(path: Path | str, dataset: str, sha256: str) -> dict | None:
     path = Path(path)
     if not path.is_file():
         return None
-    entry = json.loads(path.read_text()).get("models", {}).get(dataset)
-    return entry if entry and entry.get("sha256") == sha256 else None
+    doc = json.loads(path.read_text())
+    entry = doc.get("models", {}).get(dataset)
+    return {**entry, "n": doc["n"]} if entry and entry.get("sha256") == sha256 else None
 
 
 def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: dict | None = None,

@@ -84,7 +84,7 @@ def _ood(ev: Evaluation) -> list[str]:
                   + "; ".join(ood.get("negatives", []))),
              _row("threshold chosen on", ood.get("threshold_split"))]
     lines += ["", "Blank images (no ink standing out from the background) are declined by the "
-              "service's preprocessing check before the detector is asked."]
+              "service's ink check (`serve_app/imaging.py`), whatever the detector says."]
     if ood.get("weights_saw_threshold_split"):
         lines += ["", "**Disclosure:** the network's weights were trained on all 60,000 "
                   "training images, including the held-out images that chose the threshold; "
@@ -94,8 +94,9 @@ def _ood(ev: Evaluation) -> list[str]:
     results = ev.ood_results
     if not results:
         return [*lines, "", "No out-of-domain figures for this file: run `make ood`."]
-    lines += ["", f"Measured by `python -m benchmarks.ood` (n={results['n']} per kind), through "
-              "the service's preprocessing and decision code:", "",
+    lines += ["", f"Measured by `python -m benchmarks.ood` ({results['n']} images per kind, the "
+              "official test set in full) through the service's preprocessing and decision code; "
+              "see docs/ood.md for the kinds:", "",
               _row("out-of-domain kind", "declined"), _row("---", "---")]
     lines += [_row(kind, f"{rate:.1%}") for kind, rate in results["declined"].items()]
     lines += ["", _row("in-domain set", "kept", "accuracy (all)", "/classify: right model",

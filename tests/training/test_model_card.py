@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,3 +48,18 @@ def test_sparse_metadata_still_renders(tmp_path: Path) -> None:
     for missing in ("trained from scratch", "No per-epoch history",
                     "No training config recorded.", "No data checksums recorded"):
         assert missing in card
+
+
+def test_out_of_domain_section_follows_the_metadata_and_the_measured_figures(tmp_path: Path):
+    ood = {"method": "logistic regression on frozen features", "threshold": -0.25,
+           "fit_split": "fit", "threshold_split": "held out", "negatives": ["noise"],
+           "weights_saw_threshold_split": True}
+    ev = _evaluation(tmp_path, ood=ood)
+    results = {"n": 300, "declined": {"photo": 0.98}, "kept": {"test": {
+        "kept": 0.996, "accuracy": 0.9368, "classify_routed": 0.996, "classify_correct": 0.934}}}
+    card = render(replace(ev, ood_results=results), {"confusion": "c.png", "training": None})
+    assert "| threshold | `-0.2500` |" in card and "**Disclosure:**" in card
+    assert "| photo | 98.0% |" in card and "| test | 99.6% | 93.68% | 99.6% | 93.4% |" in card
+    assert "No out-of-domain figures" in render(ev, {"confusion": "c.png", "training": None})
+    bare = render(_evaluation(tmp_path), {"confusion": "c.png", "training": None})
+    assert "No out-of-domain detector in this checkpoint" in bare
