@@ -128,13 +128,39 @@ def test_draw_a_stroke_and_classify(page, serve_url, traffic):
 
 def test_clothes_model_shows_clothing_labels(page, serve_url, traffic):
     labels = labels_of(serve_url, "fmnist")
+    path, class_id = golden("fmnist")[0]
+    page.get_by_label("Clothes (Fashion-MNIST)").check()
+    page.get_by_label("Choose an image file").set_input_files(str(path))
+    page.get_by_text(f'Using "{path.name}"').wait_for()
+    page.get_by_role("button", name="Classify").click()
+
+    wait_for_answer(page)
+    assert page.get_by_test_id("label").inner_text() == labels[class_id]
+    assert page.locator(".bars .name").all_inner_texts() == labels
+    check_clean(traffic, serve_url)
+
+
+def test_a_digit_drawn_for_the_clothes_model_is_declined_with_the_reason(page, serve_url,
+                                                                         traffic):
     page.get_by_label("Clothes (Fashion-MNIST)").check()
     draw_stroke(page)
     page.get_by_role("button", name="Classify").click()
 
     wait_for_answer(page)
-    assert page.get_by_test_id("label").inner_text() in labels
-    assert page.locator(".bars .name").all_inner_texts() == labels
+    assert page.get_by_test_id("label").inner_text() == \
+        "This does not look like clothing (a digit?)"
+    assert "does not recognise it" in page.get_by_test_id("declined").inner_text()
+    check_clean(traffic, serve_url)
+
+
+def test_auto_sends_a_drawn_digit_to_the_digit_model(page, serve_url, traffic):
+    page.get_by_label("Auto (whichever fits)").check()
+    draw_stroke(page)
+    page.get_by_role("button", name="Classify").click()
+
+    wait_for_answer(page)
+    assert page.get_by_test_id("label").inner_text() in labels_of(serve_url, "mnist")
+    assert page.get_by_test_id("declined").is_hidden()
     check_clean(traffic, serve_url)
 
 
