@@ -97,3 +97,11 @@ def test_health_checks_set_the_gauges_again(clf) -> None:
     clf.check_health()
     assert served(clf) == {clf._meta["sha256"][:12]: 1}
     assert failed(clf) == 0
+
+
+def test_info_shows_the_decline_rule_from_the_checkpoint(classifier):
+    info = asyncio.run(classifier.info())
+    ood = classifier._meta["ood"]
+    assert info["out_of_domain"]["method"] == ood["method"]
+    assert info["out_of_domain"]["threshold"] == ood["threshold"]
+    assert info["declined_message"] == "No digit found"
