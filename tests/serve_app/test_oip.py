@@ -30,9 +30,14 @@ def test_parse_json_tensor_and_outputs_filter():
     parsed = oip.parse_infer(json.dumps(doc).encode(), None, 256)
     assert parsed.pixels.shape == (1, 28, 28) and parsed.outputs == ["label"]
     body = oip.infer_response("mnist", "v", np.eye(10, dtype=np.float32)[[3]],
-                              [str(i) for i in range(10)], parsed)
+                              [str(i) for i in range(10)], parsed, np.array([False]))
     assert body["id"] == "r1" and body["outputs"] == [
         {"name": "label", "datatype": "BYTES", "shape": [1], "data": ["3"]}]
+    parsed.outputs = None  # every output, `accepted` among them
+    body = oip.infer_response("mnist", "v", np.eye(10, dtype=np.float32)[[3]],
+                              [str(i) for i in range(10)], parsed, np.array([False]))
+    assert body["outputs"][-1] == {"name": "accepted", "datatype": "BOOL", "shape": [1],
+                                   "data": [False]}
 
 
 def test_parse_binary_bytes_tensor():
