@@ -20,12 +20,11 @@ import ray
 import ray.train
 import ray.train.torch
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from training import data, settings
 from training.model import DATASETS, Net
 from training.synthetic import _write_idx as write_idx  # the project's one IDX writer
-from training.train import evaluate_split, make_optimizer, train_epoch, train_func
+from training.train import evaluate_split, make_optimizer, splits, train_epoch, train_func
 
 WORK = settings.ROOT / "benchmarks" / ".work"  # git-ignored: subsets and Ray Train run folders
 CPUS = 2
@@ -49,10 +48,7 @@ def plain(cfg: dict) -> tuple[float, float]:
     t_wall = time.perf_counter()
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(CPUS)
-    train = data.load_split(cfg["dataset"], cfg["data_dir"], train=True)
-    test = data.load_split(cfg["dataset"], cfg["data_dir"], train=False)
-    loader = DataLoader(TensorDataset(train.images, train.labels),
-                        batch_size=cfg["batch_size"], shuffle=True, drop_last=True)
+    _, test, loader = splits(cfg)  # the same data and loader as the Ray Train run
     model = Net(**cfg["arch"])
     opt, sched = make_optimizer(model, cfg, steps_per_epoch=len(loader))
     t0 = time.perf_counter()

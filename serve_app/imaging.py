@@ -147,43 +147,46 @@ def _crop(ink: np.ndarray, threshold: int) -> np.ndarray | None:
     return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
-def _fit(crop: np.ndarray, box: int) -> Image.Image:
+def _fit(ink: np.ndarray, threshold: int, box: int) -> np.ndarray | None:
+    """The ink's bounding box scaled so its longest side is `box`; None when there is no ink."""
+    crop = _crop(ink, threshold)
+    if crop is None:
+        return None
     h, w = crop.shape
     scale = box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS), np.float32)
+
+
+def _paste(item: np.ndarray, top: int, left: int) -> np.ndarray:
+    """`item` placed on a black 28x28 canvas at (top, left)."""
+    out = np.zeros((SIDE, SIDE), np.float32)
+    h, w = item.shape
+    out[top:top + h, left:left + w] = item
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def canonical_digit(ink: np.ndarray) -> np.ndarray:
     """Fit the ink's bounding box into 20x20, centre by centre of mass in 28x28 (as MNIST)."""
     # Faint specks (paper grain, JPEG noise) are dropped so they don't widen the box.
-    ink = np.where(ink > 40, ink, 0).astype(np.uint8)
-    crop = _crop(ink, 0)
-    if crop is None:
+    digit = _fit(np.where(ink > 40, ink, 0).astype(np.uint8), 0, DIGIT_BOX)
+    if digit is None:
         return np.zeros((SIDE, SIDE), np.uint8)
-    digit = np.asarray(_fit(crop, DIGIT_BOX), dtype=np.float32)
     total = digit.sum()
     h, w = digit.shape
     cy = (digit.sum(axis=1) @ np.arange(h)) / total if total else h / 2
     cx = (digit.sum(axis=0) @ np.arange(w)) / total if total else w / 2
-    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
-    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
-    out = np.zeros((SIDE, SIDE), np.float32)
-    out[top:top + h, left:left + w] = digit
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return _paste(digit, int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h)),
+                  int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w)))
 
 
 def canonical_clothing(ink: np.ndarray) -> np.ndarray:
     """Crop to the object, fit its longest side to 28, and centre it (as Fashion-MNIST)."""
-    crop = _crop(ink, 10)
-    if crop is None:
+    item = _fit(ink, 10, SIDE)
+    if item is None:
         return np.zeros((SIDE, SIDE), np.uint8)
-    item = np.asarray(_fit(crop, SIDE), dtype=np.uint8)
     h, w = item.shape
-    out = np.zeros((SIDE, SIDE), np.uint8)
-    top, left = (SIDE - h) // 2, (SIDE - w) // 2
-    out[top:top + h, left:left + w] = item
-    return out
+    return _paste(item, (SIDE - h) // 2, (SIDE - w) // 2)
 
 
 def canonicalise(img: Image.Image, style: str) -> np.ndarray:

@@ -82,3 +82,14 @@ class Traffic(Generic[T]):
         self._stop.set()
         for thread in self._threads:
             thread.join()
+
+
+def resaved_mnist(path: Path, note: str) -> str:
+    """The served digit model saved again with a note: the same weights in a new file, so a new
+    version (what a hot reload swaps in). Returns the new file's sha256."""
+    from training.model import load_checkpoint, save_checkpoint
+    from training.paths import resolve
+
+    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
+    return save_checkpoint(path, model, meta["model_args"], "mnist",
+                           test_accuracy=meta["test_accuracy"], note=note)

@@ -79,6 +79,15 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, opt, sched, cfg: dic
     return total_loss, seen
 
 
+def splits(cfg: dict) -> tuple[data.Split, data.Split, DataLoader]:
+    """(train split, test split, a shuffled loader over the train split): the data of one run."""
+    train_split = data.load_split(cfg["dataset"], cfg["data_dir"], train=True)
+    test_split = data.load_split(cfg["dataset"], cfg["data_dir"], train=False)
+    loader = DataLoader(TensorDataset(train_split.images, train_split.labels),
+                        batch_size=cfg["batch_size"], shuffle=True, drop_last=True)
+    return train_split, test_split, loader
+
+
 def train_func(cfg: dict) -> None:
     """Runs on every Ray Train worker."""
     ctx = ray.train.get_context()  # Ray:
@@ -86,10 +95,7 @@ def train_func(cfg: dict) -> None:
     torch.manual_seed(cfg["seed"] + rank)  # same init (DDP syncs it), different augmentation
     torch.set_num_threads(cfg["threads_per_worker"])
     spec = DATASETS[cfg["dataset"]]
-    train_split = data.load_split(cfg["dataset"], cfg["data_dir"], train=True)
-    test_split = data.load_split(cfg["dataset"], cfg["data_dir"], train=False)
-    loader = DataLoader(TensorDataset(train_split.images, train_split.labels),
-                        batch_size=cfg["batch_size"], shuffle=True, drop_last=True)
+    _, test_split, loader = splits(cfg)
     loader = ray.train.torch.prepare_data_loader(loader)  # Ray: shards with a DistributedSampler
 
     model = Net(**cfg["arch"])

@@ -7,10 +7,8 @@ import pytest
 import requests
 import torch
 
-from serve_app.settings import resolve
 from tests.conftest import extra_app, golden, wait_until
-from tests.helpers import Traffic, b64
-from training.model import load_checkpoint, save_checkpoint
+from tests.helpers import Traffic, b64, resaved_mnist
 
 pytestmark = pytest.mark.ray
 
@@ -20,11 +18,8 @@ def _version(url: str) -> dict:
 
 
 def test_hot_reload_under_load(base_config, tmp_path):
-    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
     new = tmp_path / "mnist_v2.pt"
-    # Same weights, different metadata: a new file and therefore a new version.
-    new_sha = save_checkpoint(new, model, meta["model_args"], "mnist",
-                              test_accuracy=meta["test_accuracy"], note="hot-reload test")
+    new_sha = resaved_mnist(new, note="hot-reload test")
     bad = tmp_path / "broken.pt"
     torch.save({"not": "a checkpoint"}, bad)
     body = {"base64": b64(golden("mnist")[0][0])}

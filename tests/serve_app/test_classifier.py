@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from serve_app import classifier as classifier_module
 from serve_app.classifier import Classifier
 from serve_app.settings import ClassifierConfig, resolve
-from training.model import load_checkpoint, save_checkpoint
+from tests.helpers import resaved_mnist
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +81,8 @@ def test_a_good_swap_clears_the_flag_and_retires_the_old_version(clf, tmp_path) 
     old = clf._meta["sha256"][:12]
     clf._swap(str(tmp_path / "missing.pt"))
     assert failed(clf) == 1
-    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
     new = tmp_path / "mnist_v2.pt"
-    sha = save_checkpoint(new, model, meta["model_args"], "mnist",
-                          test_accuracy=meta["test_accuracy"], note="gauge test")
+    sha = resaved_mnist(new, note="gauge test")
     clf._swap(str(new))
     assert failed(clf) == 0
     assert served(clf) == {old: 0, sha[:12]: 1}
