@@ -85,12 +85,18 @@ def check_like_a_user(dashboard: str | None = None) -> None:
     assert big.status_code == 413, big.text[:300]
     assert big.json()["error"]["code"] == "body_too_large"
     address = ["--address", dashboard] if dashboard else []
-    status = subprocess.run([str(BIN / "serve"), "status", *address], cwd=ROOT,
-                            env=clean_env(**SECOND_TERMINAL_STEP), capture_output=True,
-                            text=True, timeout=120)
-    assert status.returncode == 0, status.stderr[-2000:]
-    apps = yaml.safe_load(status.stdout)["applications"]
-    assert apps["vision"]["status"] == "RUNNING", status.stdout
+
+    def vision_status() -> str:
+        status = subprocess.run([str(BIN / "serve"), "status", *address], cwd=ROOT,
+                                env=clean_env(**SECOND_TERMINAL_STEP), capture_output=True,
+                                text=True, timeout=120)
+        assert status.returncode == 0, status.stderr[-2000:]
+        return yaml.safe_load(status.stdout)["applications"]["vision"]["status"]
+
+    # /healthz answers once every model is loaded; Serve's own status may lag a few seconds
+    # behind (replicas still STARTING in its books), so poll it, bounded.
+    wait_until(lambda: vision_status() == "RUNNING", 180, interval=3,
+               what="`serve status` to show the app RUNNING")
 
 
 @pytest.fixture
