@@ -262,13 +262,19 @@ def test_provisioning_points_at_the_dashboard_and_the_datasource_name() -> None:
 
 # ---- Tracing --------------------------------------------------------------------------------------
 
-def test_tracing_is_a_valid_setting_and_off() -> None:
-    """docs/monitoring.md#tracing: measured, usable, off until an operator turns it on."""
-    from ray.serve.schema import TracingConfig
+def test_tracing_is_off_and_the_documented_setting_is_valid() -> None:
+    """docs/monitoring.md#tracing: measured, usable, off until an operator turns it on. Off means
+    absent: a disabled tracing_config still makes Serve replace every replica after start-up."""
+    from ray.serve.schema import ServeDeploySchema, TracingConfig
 
-    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())["tracing_config"]
-    tracing = TracingConfig.model_validate(config)
-    assert tracing.enabled is False and 0 < tracing.sampling_ratio <= 0.1
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    assert "tracing_config" not in config
+    documented = {"tracing_config": {"enabled": True, "sampling_ratio": 0.01}}
+    assert "`tracing_config: {enabled: true, sampling_ratio: 0.01}`" in \
+        (ROOT / "docs" / "monitoring.md").read_text()
+    tracing = TracingConfig.model_validate(documented["tracing_config"])
+    assert tracing.enabled and 0 < tracing.sampling_ratio <= 0.1
+    ServeDeploySchema.model_validate({**config, **documented})
 
 
 # ---- make monitor / make serve -------------------------------------------------------------------
