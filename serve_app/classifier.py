@@ -99,18 +99,23 @@ class Classifier:
             self._probe(model, name=path)
         except Exception as err:
             self._reload_error = f"reload of {path} failed, still serving " \
-                                 f"{self._meta['sha256'][:12]}: {err}"
+                                 f"{self.version}: {err}"
             logger.error("Classifier %s: %s", self.name, self._reload_error)
             self._publish(previous=None)
             return
-        previous = self._meta["sha256"][:12]
+        previous = self.version
         self._model, self._meta, self._path, self._reload_error = model, meta, path, None
         self._publish(previous)
-        logger.info("Classifier %s now serves %s (%s)", self.name, path, meta["sha256"][:12])
+        logger.info("Classifier %s now serves %s (%s)", self.name, path, self.version)
+
+    @property
+    def version(self) -> str:
+        """The served model's version: the first 12 hex of its checkpoint's sha256."""
+        return self._meta["sha256"][:12]
 
     def _publish(self, previous: str | None) -> None:
         """The served version as 1 (a replaced one as 0, so it stops counting) and the reload state."""
-        version = self._meta["sha256"][:12]
+        version = self.version
         if previous not in (None, version):
             self._served.set(0, tags={"model": self.name, "version": previous})
         self._served.set(1, tags={"model": self.name, "version": version})
@@ -120,7 +125,7 @@ class Classifier:
         """training.model.decide's arrays for N <= chunk_size images, via the dynamic batcher,
         plus the served version and labels."""
         out = await self._batched(pixels)
-        return {**out, "version": self._meta["sha256"][:12], "labels": self._meta["labels"]}
+        return {**out, "version": self.version, "labels": self._meta["labels"]}
 
     @serve.batch(max_batch_size=DEFAULTS.max_batch_size,
                  batch_wait_timeout_s=DEFAULTS.batch_wait_timeout_s, batch_size_fn=_images_in)
@@ -147,7 +152,7 @@ class Classifier:
 
     async def info(self) -> dict:  # async: a sync method would cost a thread hand-off per call
         meta = self._meta
-        return {"name": self.name, "version": meta["sha256"][:12], "dataset": meta["dataset"],
+        return {"name": self.name, "version": self.version, "dataset": meta["dataset"],
                 "labels": meta["labels"], "style": meta["style"],
                 "test_accuracy": meta.get("test_accuracy"),
                 "input": "28x28 grayscale, white on black, pixels 0-255; any PNG/JPEG/GIF/BMP/"
