@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+import weakref
 
 import numpy as np
 from ray import serve
@@ -17,6 +19,11 @@ from serve_app.settings import ClassifierConfig, resolve
 
 logger = logging.getLogger("ray.serve")
 DEFAULTS = ClassifierConfig()
+# Ray's core exports a gauge only in the report interval it was set in (10 s), and its agent
+# forgets a series two reports after the last one, so a gauge set once is gone from /metrics
+# after ~30 s. The served version is set again this often, from a thread: every health check
+# (5 s) was not enough, as health checks slip under load (a CI run found the series missing).
+GAUGE_REFRESH_S = 2.5
 
 
 # What the page and the CLI say instead of a label when a model declines an image, by style.
@@ -72,7 +79,9 @@ class Classifier:
                              tag_keys=("model", "version"))
         self._reload_failed = Gauge("vision_reload_failed", tag_keys=("model",),
                                     description="1 while the last model hot-swap has failed")
+        self._publishing = threading.Lock()  # a swap and the refresh thread publish in turn
         self._publish(previous=None)
+        _keep_publishing(self)
         self.reconfigure({})  # the defaults, until Serve passes the deployment's user_config
 
     def reconfigure(self, user_config: dict) -> None:
@@ -115,11 +124,12 @@ class Classifier:
 
     def _publish(self, previous: str | None) -> None:
         """The served version as 1 (a replaced one as 0, so it stops counting) and the reload state."""
-        version = self.version
-        if previous not in (None, version):
-            self._served.set(0, tags={"model": self.name, "version": previous})
-        self._served.set(1, tags={"model": self.name, "version": version})
-        self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
+        with self._publishing:
+            version = self.version
+            if previous not in (None, version):
+                self._served.set(0, tags={"model": self.name, "version": previous})
+            self._served.set(1, tags={"model": self.name, "version": version})
+            self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
 
     async def predict(self, pixels: np.ndarray) -> dict:
         """training.model.decide's arrays for N <= chunk_size images, via the dynamic batcher,
@@ -171,6 +181,20 @@ class Classifier:
     def check_health(self) -> None:
         """A tiny forward pass: a replica whose model cannot run is replaced."""
         self._probe(self._model, self.name)
-        # Ray drops a gauge that is not set again within two metric reports (20 s). Serve calls
-        # this every health_check_period_s (config/serve.yaml), which keeps the gauges current.
-        self._publish(previous=None)
+
+
+def _keep_publishing(classifier: Classifier) -> None:
+    """Set the classifier's gauges again every GAUGE_REFRESH_S while it exists. The thread holds
+    it weakly, so a classifier that is gone (a test's, a stopped replica's) ends its thread."""
+    ref = weakref.ref(classifier)
+
+    def loop() -> None:
+        while True:
+            time.sleep(GAUGE_REFRESH_S)
+            live = ref()
+            if live is None:
+                return
+            live._publish(previous=None)
+            del live
+
+    threading.Thread(target=loop, name=f"gauges-{classifier.name}", daemon=True).start()

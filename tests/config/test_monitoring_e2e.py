@@ -232,9 +232,17 @@ def test_every_listed_metric_is_exported_and_the_rules_evaluate(prometheus: Prom
     rules = [r for g in groups for r in g["rules"]]
     assert rules and all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
     # The classifier's gauges name the versions GET /models reports, and no failed reload.
-    served = prometheus.vector(f"max by (model, version) (ray_vision_model_info{{{APP}}} == 1)",
-                               ("model", "version"))
     models = requests.get(f"{serve_url}/models", timeout=30).json()
-    assert set(served) == {(m["name"], m["version"]) for m in models}
+    expected = {(m["name"], m["version"]) for m in models}
+
+    def served() -> set[tuple]:
+        return set(prometheus.vector(
+            f"max by (model, version) (ray_vision_model_info{{{APP}}} == 1)", ("model", "version")))
+
+    try:  # a replica started by autoscaling reports from its first metrics export (10 s) on
+        wait_until(lambda: served() == expected, 30, interval=1, what="the served versions")
+    except TimeoutError:
+        pass
+    assert served() == expected
     assert set(prometheus.vector(f"max by (model) (ray_vision_reload_failed{{{APP}}})",
                                  ("model",)).values()) == {0}

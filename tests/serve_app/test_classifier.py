@@ -4,6 +4,9 @@ version and reload-state gauges, which the alerts in config/monitoring/rules/ re
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
+import time
 
 import pytest
 import torch
@@ -88,13 +91,23 @@ def test_a_good_swap_clears_the_flag_and_retires_the_old_version(clf, tmp_path) 
     assert served(clf) == {old: 0, sha[:12]: 1}
 
 
-def test_health_checks_set_the_gauges_again(clf) -> None:
-    """Ray forgets a gauge not set for two metric reports; every health check sets it anew."""
+def test_the_gauges_are_set_again_while_the_classifier_lives(clf, monkeypatch) -> None:
+    """Ray forgets a gauge not set within two metric reports; a thread sets them anew."""
+    monkeypatch.setattr(classifier_module, "GAUGE_REFRESH_S", 0.05)
+    before = set(threading.enumerate())
+    clf = Classifier.func_or_class("mnist", str(resolve("models/mnist_cnn.pt")), chunk_size=64)
+    (thread,) = set(threading.enumerate()) - before
     clf._served.values.clear()
     clf._reload_failed.values.clear()
-    clf.check_health()
+    deadline = time.monotonic() + 10
+    while not clf._served.values and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert served(clf) == {clf._meta["sha256"][:12]: 1}
     assert failed(clf) == 0
+    del clf
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()  # a classifier that is gone stops its thread
 
 
 def test_info_shows_the_decline_rule_from_the_checkpoint(classifier):
