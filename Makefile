@@ -112,7 +112,10 @@ sync-kuberay: install
 	$(BIN)/python kuberay/sync.py
 
 # Benchmarks are not tests: run them on an otherwise idle machine. Results: benchmarks/results/.
+# make bench loads each server with wrk (apt-get install wrk) and measures the service against the
+# compute ceiling, the seed's architecture and Ray's floor in one run (benchmarks/README.md).
 bench: install
+	@command -v wrk >/dev/null || { echo "make bench: wrk is missing: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m benchmarks.serve_bench
 
 bench-train: install data

@@ -1,7 +1,11 @@
-"""`make bench`: the service beside the seed's architecture and the compute ceiling, one run.
+"""`make bench`: the service beside the compute ceiling, the seed's architecture and Ray's
+floor, all in one run.
 
-Writes benchmarks/results/serve.md (table) and serve.png (plot). Absolute numbers on a shared
-2-core machine are noise; the ratios measured side by side in one run are the result.
+Every HTTP figure comes from `wrk` (benchmarks/wrk.py), a C load generator that costs the
+server's cores little; the ceiling is measured in-process; cold start is timed by polling with
+`requests` until the first 200. Writes benchmarks/results/serve.md (table and targets), .json
+and .png. Absolute numbers on a shared 2-core machine are noise; the ratios measured side by
+side in one run are the result.
 """
 
 from __future__ import annotations
@@ -13,17 +17,20 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import psutil
 import requests
 import torch
+import yaml
 from PIL import Image
 
-from benchmarks import load
+from benchmarks import wrk
 from serve_app.settings import ROOT, resolve, serve_env
 from training.model import load_checkpoint, probabilities
 
@@ -143,11 +150,13 @@ class Server:
                 pass
 
 
-def ceiling(seconds: float = 5.0, batch: int = 64) -> float:
-    """The classifier alone, in-process, batched, one thread (as in a replica): images/s."""
-    torch.set_num_threads(1)
+def ceiling(threads: int, seconds: float = 5.0, batch: int = 64) -> float:
+    """The classifier alone, in-process, batches of 64, on `threads` threads: images/s.
+    All the cores (2 here) is the machine's limit; one thread is one replica's."""
+    torch.set_num_threads(threads)
     model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
     pixels = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8)
+    probabilities(model, meta, pixels)  # warm-up: first-call allocations
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         probabilities(model, meta, pixels)  # the classifier's own forward pass
@@ -172,72 +181,124 @@ def bodies() -> dict[str, tuple[str, bytes, int, str]]:
     }
 
 
+# Which bodies each server gets, at which concurrencies (c = wrk connections). The seed takes one
+# image per request; the floor answers a constant whatever it is sent.
+SEED_RUNS = {"single": (1, 32), "canvas": (1, 32)}
+FLOOR_RUNS = {"single": (1, 32)}
+SERVE_RUNS = {"single": (1, 32), "canvas": (1, 32), "batch64": (1, 4), "oip64": (4,)}
+
+
 def measure(server: Server, name: str, path: str, body: bytes, images: int, levels, seconds):
     rows = []
     for c in levels:
-        load.run(server.url + path, body, c, 1.0, images)  # warm-up at this level
+        wrk.run(server.url + path, body, c, 2, images)  # warm-up at this level
         cpu0 = server.cpu_seconds()
-        result = load.run(server.url + path, body, c, seconds, images)
+        result = wrk.run(server.url + path, body, c, seconds, images)
         cpu = server.cpu_seconds() - cpu0
-        done = len(result.latencies_ms) * images
+        done = result.requests * images
         rows.append({"run": name, **result.row(),
                      "cpu_s_per_1k_img": round(1000 * cpu / done, 2) if done else None})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def run_seed(cases, levels, seconds, info) -> list[dict]:
-    seed = Server([PY, "-m", "benchmarks.seed_server", "--port", "8100"], "http://127.0.0.1:8100",
-                  ("/mnist", cases["single"][1]))
-    try:
-        rows = [row for name in ("single", "canvas")
-                for row in measure(seed, f"seed {name}", *cases[name][:3], levels, seconds)]
-        info.update(seed_peak_rss_mb=round(seed.peak_rss / 2**20),
-                    seed_peak_pss_mb=round(seed.peak_pss / 2**20),
-                    seed_cold_start_s=round(seed.cold_start_s, 1))
-        return rows
-    finally:
-        seed.stop()
+def process_kind(cmdline: str) -> str:
+    """A readable name for one process of a Serve service, for the memory breakdown."""
+    if cmdline.startswith("ray::ServeReplica:"):
+        return "replica " + cmdline.split(":")[-1].split()[0]  # ray::ServeReplica:app:Deployment
+    if cmdline.startswith("ray::"):
+        return cmdline.split()[0]  # ray::ServeController, ray::ProxyActor, ray::IDLE, ...
+    for part in ("gcs_server", "raylet", "dashboard/agent.py", "dashboard/dashboard.py",
+                 "log_monitor", "monitor.py", "runtime_env/agent", "haproxy"):
+        if part in cmdline:
+            return part
+    return "serve run (driver)" if " run " in f" {cmdline} " else cmdline[:40]
 
 
-def run_serve(cases, runs, levels, seconds, info, config, env) -> list[dict]:
-    cmd = [SERVE, "run", config]
-    serve = Server(cmd, "http://127.0.0.1:8000", ("/mnist", cases["single"][1]), env)
+def memory_by_process(server: Server) -> dict[str, dict]:
+    """PSS now, summed per kind of process: where the service's memory goes."""
+    kinds: dict[str, dict] = defaultdict(lambda: {"processes": 0, "pss_mb": 0.0})
+    for p in server._tree():
+        try:
+            kind = process_kind(" ".join(p.cmdline()))
+        except psutil.Error:
+            continue
+        kinds[kind]["processes"] += 1
+        kinds[kind]["pss_mb"] += _pss(p.pid) / 2**20
+    return {k: {**v, "pss_mb": round(v["pss_mb"])}
+            for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]["pss_mb"])}
+
+
+def floor_config(folder: Path) -> Path:
+    """config/serve.yaml with benchmarks/floor_app.py as its application: the same process
+    settings (controller_options, http_options, logging), and the service's Ingress and
+    Classifier_mnist deployment options for FloorIngress and Leaf."""
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    app = config["applications"][0]
+    deployments = {d["name"]: d for d in app["deployments"]}
+    leaf = {k: v for k, v in deployments["Classifier_mnist"].items() if k != "user_config"}
+    config["applications"] = [{
+        "name": "floor", "route_prefix": "/", "import_path": "benchmarks.floor_app:app",
+        "deployments": [{**deployments["Ingress"], "name": "FloorIngress"},
+                        {**leaf, "name": "Leaf"}]}]
+    path = folder / "floor.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_server(label: str, cmd: list[str], url: str, cases, runs: dict, seconds, info,
+               env: dict | None = None) -> list[dict]:
+    """Start one server, measure `runs` on it from the same idle state, record its cold start
+    and memory, stop it."""
+    server = Server(cmd, url, ("/mnist", cases["single"][1]), env)
     try:
-        info["serve_cold_start_s"] = round(serve.cold_start_s, 1)
-        idle = serve.replicas()
+        info[f"{label}_cold_start_s"] = round(server.cold_start_s, 1)
+        idle = server.replicas()
         rows = []
-        for name in runs:
-            print(json.dumps({"settled_s": round(serve.settle(idle), 1), "replicas": idle}),
-                  flush=True)
-            rows += measure(serve, f"serve {name}", *cases[name][:3], levels, seconds)
-        info["serve_peak_rss_mb"] = round(serve.peak_rss / 2**20)
-        info["serve_peak_pss_mb"] = round(serve.peak_pss / 2**20)
+        for name, levels in runs.items():
+            if idle:  # a Serve app: start each run at the replica count it started with
+                server.settle(idle)
+            rows += measure(server, f"{label} {name}", *cases[name][:3], levels, seconds)
+        memory = memory_by_process(server)
+        info[f"{label}_pss_after_load_mb"] = sum(m["pss_mb"] for m in memory.values())
+        info[f"{label}_peak_pss_mb"] = round(server.peak_pss / 2**20)
+        info[f"{label}_memory_by_process"] = memory
         return rows
     finally:
-        serve.stop()
+        server.stop()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=float, default=8.0, help="per load level")
-    p.add_argument("--levels", default="1,8,32,64")
-    p.add_argument("--runs", default="single,canvas,batch64,oip64",
-                   help="service runs to measure")
+    p.add_argument("--runs", default=",".join(SERVE_RUNS), help="service runs to measure")
     p.add_argument("--config", default="config/serve.yaml")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
     p.add_argument("--name", default="serve", help="results file stem")
-    p.add_argument("--no-seed", action="store_true", help="skip the ceiling and the seed")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="the service alone: no ceiling, seed or floor (for lever comparisons)")
     args = p.parse_args()
-    levels = [int(c) for c in args.levels.split(",")]
+    if missing := wrk.available():
+        sys.exit(f"make bench: {missing}")
     cases = bodies()
-    rows, info = [], {"config": args.config, "env": args.env}
-    if not args.no_seed:
-        info["ceiling_img_s"] = round(ceiling(), 1)
+    rows, info = [], {"config": args.config, "env": args.env, "load": "wrk, 1 thread",
+                      "seconds_per_level": args.seconds}
+    # Every Serve app here runs under the process settings `make serve` gives it; PYTHONPATH
+    # lets Ray's workers import benchmarks.floor_app.
+    env = {**serve_env(), **dict(e.split("=", 1) for e in args.env), "PYTHONPATH": str(ROOT)}
+    if not args.no_baselines:
+        info["ceiling_img_s_all_cores"] = round(ceiling(threads=os.cpu_count() or 1), 1)
+        info["ceiling_img_s_1_thread"] = round(ceiling(threads=1), 1)
         print(json.dumps(info), flush=True)
-        rows += run_seed(cases, levels, args.seconds, info)
-    env = {**serve_env(), **dict(e.split("=", 1) for e in args.env)}  # as `make serve` runs
-    rows += run_serve(cases, args.runs.split(","), levels, args.seconds, info, args.config, env)
+        rows += run_server("seed", [PY, "-m", "benchmarks.seed_server", "--port", "8100"],
+                           "http://127.0.0.1:8100", cases, SEED_RUNS, args.seconds, info)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += run_server("floor", [SERVE, "run", str(floor_config(Path(tmp)))],
+                               "http://127.0.0.1:8000", cases, FLOOR_RUNS, args.seconds, info,
+                               env)
+    runs = {name: SERVE_RUNS[name] for name in args.runs.split(",")}
+    rows += run_server("serve", [SERVE, "run", args.config], "http://127.0.0.1:8000", cases,
+                       runs, args.seconds, info, env)
     from benchmarks.report import write
 
     write(rows, info, RESULTS, args.name)
