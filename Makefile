@@ -6,7 +6,7 @@ DATA_DIR  ?= data
 SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
-.PHONY: install test serve monitor lint data train bench bench-train realistic ood ood-fit clean sync-kuberay scan k8s-validate
+.PHONY: install test serve monitor lint data train bench bench-train realistic ood ood-fit export clean sync-kuberay scan k8s-validate
 
 install: $(STAMP)
 
@@ -74,6 +74,12 @@ train: install data
 ood-fit: install data
 	$(BIN)/python -m training.ood models/mnist_cnn.pt --data-dir $(DATA_DIR)
 	$(BIN)/python -m training.ood models/fmnist_cnn.pt --data-dir $(DATA_DIR)
+	$(MAKE) export
+
+# The ONNX exports the classifier replicas serve (training/export.py), one per checkpoint; a
+# checkpoint whose export is missing or stale is served by torch instead (serve_app/runtime.py).
+export: install
+	$(BIN)/python -m training.export models/mnist_cnn.pt models/fmnist_cnn.pt
 
 # What each model declines of the out-of-domain evaluation set and keeps of in-domain images
 # (benchmarks/results/ood.json), then the model cards that show those figures.

@@ -31,6 +31,7 @@ import yaml
 from PIL import Image
 
 from benchmarks import wrk
+from serve_app.runtime import load as load_model
 from serve_app.settings import ROOT, resolve, serve_env
 from training.model import load_checkpoint, probabilities
 
@@ -150,16 +151,24 @@ class Server:
                 pass
 
 
-def ceiling(threads: int, seconds: float = 5.0, batch: int = 64) -> float:
-    """The classifier alone, in-process, batches of 64, on `threads` threads: images/s.
-    All the cores (2 here) is the machine's limit; one thread is one replica's."""
-    torch.set_num_threads(threads)
-    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
-    pixels = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8)
-    probabilities(model, meta, pixels)  # warm-up: first-call allocations
+def ceiling(threads: int, runtime: str = "served", seconds: float = 5.0,
+            batch: int = 64) -> float:
+    """The classifier's forward pass alone, in-process, batches of 64, on `threads` threads:
+    images/s. `served` is what a replica runs (serve_app/runtime.py: the ONNX export of the
+    committed checkpoint); `torch` is the seed's runtime. All the cores (2 here) is the
+    machine's limit; one thread is one replica's."""
+    pixels = np.random.default_rng(0).integers(0, 256, (batch, 28, 28), np.uint8)
+    if runtime == "served":
+        model, _ = load_model(resolve("models/mnist_cnn.pt"), threads)
+        forward = model.scores
+    else:
+        torch.set_num_threads(threads)
+        net, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
+        forward = lambda px: probabilities(net, meta, px)  # noqa: E731
+    forward(pixels)  # warm-up: first-call allocations
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        probabilities(model, meta, pixels)  # the classifier's own forward pass
+        forward(pixels)
         done += batch
     return done / (time.perf_counter() - start)
 
@@ -287,8 +296,10 @@ def main() -> None:
     # lets Ray's workers import benchmarks.floor_app.
     env = {**serve_env(), **dict(e.split("=", 1) for e in args.env), "PYTHONPATH": str(ROOT)}
     if not args.no_baselines:
-        info["ceiling_img_s_all_cores"] = round(ceiling(threads=os.cpu_count() or 1), 1)
+        cores = os.cpu_count() or 1
+        info["ceiling_img_s_all_cores"] = round(ceiling(threads=cores), 1)
         info["ceiling_img_s_1_thread"] = round(ceiling(threads=1), 1)
+        info["ceiling_img_s_all_cores_torch"] = round(ceiling(cores, runtime="torch"), 1)
         print(json.dumps(info), flush=True)
         rows += run_server("seed", [PY, "-m", "benchmarks.seed_server", "--port", "8100"],
                            "http://127.0.0.1:8100", cases, SEED_RUNS, args.seconds, info)

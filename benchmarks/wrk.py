@@ -57,10 +57,13 @@ def run(url: str, body: bytes, concurrency: int, seconds: float, images: int = 1
         f.write(body)
         f.flush()
         out = subprocess.run(
-            ["wrk", f"-t{min(threads, concurrency)}", f"-c{concurrency}", f"-d{seconds}s",
-             "--timeout", "30s", "-s", str(SCRIPT), url],
+            ["wrk", f"-t{min(threads, concurrency)}", f"-c{concurrency}",
+             f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(SCRIPT), url],
             env={**os.environ, "WRK_BODY": f.name, "WRK_CONTENT_TYPE": content_type},
-            capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+            capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
+    out = out.stdout
     line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")

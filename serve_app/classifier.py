@@ -16,6 +16,7 @@ from serve_app.batch_wait import AdaptiveWait
 from serve_app.imaging import BLANK_CONTRAST, blank
 from serve_app.metrics import LATENCY_BOUNDS_MS
 from serve_app.settings import ClassifierConfig, resolve
+from training.decision import decide
 
 logger = logging.getLogger("ray.serve")
 DEFAULTS = ClassifierConfig()
@@ -50,20 +51,18 @@ class Classifier:
     """Holds one model; `predict` takes N x 28 x 28 pixel arrays (0-255, white on black)."""
 
     def __init__(self, name: str, checkpoint: str, chunk_size: int = 1, threads: int = 1):
-        # torch and the model code are imported here, in the replica, not by the module:
-        # building the application imports every deployment's module, and torch was 1.6 s of
-        # that step's 3 s of cold start (benchmarks/NOTES.md, lever 19).
-        import torch
+        # The runtime (serve_app/runtime.py) imports ONNX Runtime, or torch for a checkpoint
+        # without a current export, here in the replica, not at module import: building the
+        # application imports every deployment's module (benchmarks/NOTES.md, lever 19).
+        from serve_app.runtime import load
 
-        from training.model import decide, load_checkpoint, probabilities
-
-        self._load, self._forward, self._decide = load_checkpoint, probabilities, decide
+        self._load = load
         # One thread per replica: replicas, not intra-op threads, use the cores (NOTES.md).
-        torch.set_num_threads(int(os.environ.get("CLASSIFIER_THREADS", threads)))
+        self._threads = int(os.environ.get("CLASSIFIER_THREADS", threads))
         self.name = name
         self._chunk_size = chunk_size  # the largest array the ingress sends in one call
         self._path = checkpoint
-        self._model, self._meta = self._load(checkpoint)
+        self._model, self._meta = self._load(checkpoint, self._threads)
         self._reload_error: str | None = None
         self._predictions = Counter("vision_predictions_total", description="Predictions",
                                     tag_keys=("model", "label"))
@@ -102,7 +101,7 @@ class Classifier:
     def _swap(self, path: str) -> None:
         """Load the new checkpoint fully before switching; a bad one leaves the old serving."""
         try:
-            model, meta = self._load(path)
+            model, meta = self._load(path, self._threads)
             if meta["labels"] != self._meta["labels"]:
                 raise ValueError(f"labels {meta['labels']} differ from the served model's")
             self._probe(model, name=path)
@@ -147,7 +146,7 @@ class Classifier:
         start = time.perf_counter()
         model, meta = self._model, self._meta  # one consistent model for the whole batch
         pixels = np.concatenate(chunks)
-        result = self._decide(model, meta, pixels, blank(pixels))
+        result = decide(meta, *model.scores(pixels), blank(pixels))
         self._latency.observe((time.perf_counter() - start) * 1000, tags={"model": self.name})
         kept = result["probabilities"][result["accepted"]].argmax(1)
         for class_id, count in zip(*np.unique(kept, return_counts=True), strict=True):
@@ -167,15 +166,15 @@ class Classifier:
                 "test_accuracy": meta.get("test_accuracy"),
                 "input": "28x28 grayscale, white on black, pixels 0-255; any PNG/JPEG/GIF/BMP/"
                          "WEBP is canonicalised by the service",
-                "checkpoint_sha256": meta["sha256"], "reload_error": self._reload_error,
+                "checkpoint_sha256": meta["sha256"], "runtime": self._model.runtime,
+                "reload_error": self._reload_error,
                 "out_of_domain": ood_summary(meta),
                 "declined_message": DECLINED_MESSAGES.get(meta["style"], "Not recognised")}
 
     def _probe(self, model, name: str) -> None:
         """One forward pass on a blank image; raises if the model cannot give finite scores."""
-        out = self._forward(model, {"mean": 0.0, "std": 1.0},
-                            np.zeros((1, 28, 28), np.uint8)).numpy()
-        if out.shape != (1, 10) or not np.isfinite(out).all():
+        _, out = model.scores(np.zeros((1, 28, 28), np.uint8))
+        if out.shape != (1, len(self._meta["labels"])) or not np.isfinite(out).all():
             raise RuntimeError(f"model {name} gives invalid output (shape {out.shape})")
 
     def check_health(self) -> None:

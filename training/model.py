@@ -7,9 +7,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+
+from training import decision
 
 FORMAT = "vision-ai-cnn/1"  # bumped whenever the checkpoint layout changes
 
@@ -71,22 +72,27 @@ def normalise(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return x.sub_(mean).div_(std)
 
 
-def features_and_logits(model: Net, meta: dict, pixels) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass over N 28x28 uint8 images (array or tensor): the features the
-    out-of-domain detector reads [N, hidden + 2 * c1 + 2 * c2] and the logits [N, K].
+def scores(model: Net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised input [N, 1, 28, 28] -> the out-of-domain detector's features
+    [N, hidden + 2 * c1 + 2 * c2] and the logits [N, K]. The graph training/export.py exports.
 
     Features: the penultimate layer, plus per-channel mean and std of the first block's output
     and mean and max of the second's. The pooled conv statistics carry texture (noise, photo
     grain) that the penultimate layer of a classifier learns to ignore.
     """
+    b1 = model.features[0](x)
+    b2 = model.features[1](b1)
+    last = model.head[:-1](b2)
+    feats = torch.cat([last, b1.mean((2, 3)), b1.std((2, 3)), b2.mean((2, 3)),
+                       b2.amax((2, 3))], 1)
+    return feats, model.head[-1](last)
+
+
+def features_and_logits(model: Net, meta: dict, pixels) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over N 28x28 uint8 images (array or tensor): `scores`."""
     x = normalise(torch.as_tensor(pixels), meta["mean"], meta["std"])
     with torch.inference_mode():
-        b1 = model.features[0](x.contiguous(memory_format=torch.channels_last))
-        b2 = model.features[1](b1)
-        last = model.head[:-1](b2)
-        feats = torch.cat([last, b1.mean((2, 3)), b1.std((2, 3)), b2.mean((2, 3)),
-                           b2.amax((2, 3))], 1)
-        return feats, model.head[-1](last)
+        return scores(model, x.contiguous(memory_format=torch.channels_last))
 
 
 def probabilities(model: Net, meta: dict, pixels) -> torch.Tensor:
@@ -95,31 +101,14 @@ def probabilities(model: Net, meta: dict, pixels) -> torch.Tensor:
 
 
 def ood_score(ood: dict, feats: torch.Tensor) -> torch.Tensor:
-    """Per image, the detector's logit that it is out of domain (training/ood.py fits it):
-    a logistic regression on the standardised features of features_and_logits."""
-    return ((feats.float() - ood["feature_mean"]) / ood["feature_std"]) @ ood["weight"] \
-        + ood["bias"]
+    """training.decision.ood_score on torch features (training/ood.py fits with these)."""
+    return torch.from_numpy(decision.ood_score(ood, feats.numpy()))
 
 
 def decide(model: Net, meta: dict, pixels, blank) -> dict[str, Any]:
-    """One forward pass over N images -> "probabilities" [N, K], "accepted" [N] bool, "reasons"
-    (None, "blank" or "out_of_domain") and "margin" [N] (threshold minus the detector's score:
-    how far inside its domain an image is; /classify routes by it).
-
-    `blank` (serve_app.imaging.blank) declines images without ink; the checkpoint's `ood`
-    detector declines the rest when they are far from its domain. Checkpoints without `ood`
-    metadata decline blanks only.
-    """
+    """training.decision.decide on one forward pass of `model` over N uint8 images."""
     feats, logits = features_and_logits(model, meta, pixels)
-    blank = np.asarray(blank, bool)
-    ood = meta.get("ood")
-    margin = (ood["threshold"] - ood_score(ood, feats)).numpy() if ood \
-        else np.zeros(len(feats), np.float32)
-    far = margin < 0
-    return {"probabilities": torch.softmax(logits, dim=1).numpy(), "accepted": ~(blank | far),
-            "reasons": ["blank" if b else "out_of_domain" if f else None
-                        for b, f in zip(blank.tolist(), far.tolist(), strict=True)],
-            "margin": margin}
+    return decision.decide(meta, feats.numpy(), logits.numpy(), blank)
 
 
 def file_sha256(path: Path | str) -> str:
