@@ -239,18 +239,18 @@ def prepare_all(blobs: list[bytes], style: str, max_pixels: int, want_png: bool 
     return canonicalise_all(open_all(blobs, max_pixels), style, want_png)
 
 
-def in_dataset_form(blobs: list[bytes], max_pixels: int, want_png: bool = False
-                    ) -> tuple[np.ndarray, list[str] | None] | None:
-    """prepare_all's answer, if every image is already 28x28 (dataset form: nothing to canonicalise but
-    polarity, so no style is needed); None otherwise, or when any header is unreadable (the
-    full preprocessing then gives the client the precise error)."""
+def prepare_if_small(blobs: list[bytes], style: str, max_pixels: int, budget: int,
+                     want_png: bool = False) -> tuple[np.ndarray, list[str] | None] | None:
+    """prepare_all's answer when the images' headers declare at most `budget` pixels in all;
+    None otherwise, or when any header is unreadable (the full preprocessing then gives the
+    client the precise error)."""
     try:
         images = open_all(blobs, max_pixels)
     except ApiError:
         return None
-    if not images or any(img.size != (SIDE, SIDE) for img in images):
+    if not images or sum(img.width * img.height for img in images) > budget:
         return None
-    return canonicalise_all(images, "digit", want_png)
+    return canonicalise_all(images, style, want_png)
 
 
 def prepare(data: bytes, style: str, max_pixels: int) -> np.ndarray:

@@ -39,10 +39,12 @@ from serve_app.schemas import (
 )
 from serve_app.settings import AppArgs
 
-# Up to this many images already in dataset form (28 x 28) are decoded here instead of in
-# Preprocess: there is nothing to canonicalise (0.07 ms each), and the round trip to Preprocess
-# costs ~2 ms, a third of a single image's latency (benchmarks/NOTES.md, lever 14).
+# Small requests are prepared here instead of in Preprocess: up to 4 images of at most 320 x 320
+# pixels in all (a drawing from the page is 280 x 280). That is about a millisecond of work, and
+# the round trip to Preprocess costs more than the work (benchmarks/NOTES.md, levers 14 and 21).
+# Bigger requests go to Preprocess, which scales on its own and keeps this loop free.
 DIRECT_MAX_IMAGES = 4
+DIRECT_MAX_PIXELS = 320 * 320
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
@@ -120,13 +122,15 @@ class Ingress:
     async def prepare(self, model: str, blobs: list[bytes], want_png: bool = False
                       ) -> tuple[np.ndarray, list[str] | None]:
         """Encoded images -> N x 28 x 28, canonicalised the way the model's checkpoint says."""
-        if len(blobs) <= DIRECT_MAX_IMAGES:
-            local = imaging.in_dataset_form(blobs, self.args.max_image_pixels, want_png)
-            if local is not None:
-                return local
         if model not in self._styles:  # asked once: a hot swap keeps the labels, so the style
             self._styles[model] = (await self.info(model))["style"]
-        return await call(self.pre.run.remote(blobs, self._styles[model], want_png))
+        style = self._styles[model]
+        if len(blobs) <= DIRECT_MAX_IMAGES:
+            local = imaging.prepare_if_small(blobs, style, self.args.max_image_pixels,
+                                             DIRECT_MAX_PIXELS, want_png)
+            if local is not None:
+                return local
+        return await call(self.pre.run.remote(blobs, style, want_png))
 
     async def classify(self, model: str, pixels: np.ndarray) -> dict:
         """Chunks go to the classifier concurrently, so replicas and batches share the work.

@@ -8,6 +8,7 @@ from PIL import Image
 
 from serve_app import imaging
 from serve_app.errors import ApiError
+from tests.conftest import GOLDEN
 from tests.helpers import b64, encode, from_b64, png, png_claiming
 
 LIMIT = 4096 * 4096
@@ -162,13 +163,18 @@ def test_open_all_reads_headers_only():
     assert imaging.open_all([], LIMIT) == []
 
 
-def test_only_dataset_form_images_skip_canonicalising():
-    seen = imaging.in_dataset_form([png(digit_one())] * 2, LIMIT, want_png=True)
+def test_small_requests_are_prepared_as_prepare_all_would():
+    budget = 320 * 320
+    seen = imaging.prepare_if_small([png(digit_one())] * 2, "digit", LIMIT, budget, want_png=True)
     assert seen is not None and seen[0].shape == (2, 28, 28) and len(seen[1]) == 2
     assert np.array_equal(seen[0][0], imaging.prepare(png(digit_one()), "digit", LIMIT))
-    assert imaging.in_dataset_form([png(digit_one()), png(digit_one(100))], LIMIT) is None
-    assert imaging.in_dataset_form([b"hello"], LIMIT) is None  # Preprocess gives the error
-    assert imaging.in_dataset_form([], LIMIT) is None
+    canvas = next(GOLDEN.glob("mnist_canvas_*")).read_bytes()  # 280 x 280, from the page
+    pixels, _ = imaging.prepare_if_small([canvas], "digit", LIMIT, budget)
+    assert np.array_equal(pixels, imaging.prepare_all([canvas], "digit", LIMIT)[0])
+    big = png(np.zeros((400, 400), np.uint8))
+    assert imaging.prepare_if_small([big], "digit", LIMIT, budget) is None  # Preprocess's work
+    assert imaging.prepare_if_small([b"hello"], "digit", LIMIT, budget) is None  # its error too
+    assert imaging.prepare_if_small([], "digit", LIMIT, budget) is None
 
 
 def test_prepare_all_names_the_bad_image_of_several():
