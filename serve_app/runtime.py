@@ -87,6 +87,9 @@ def load(path: str | Path, threads: int = 1) -> tuple[OnnxModel | TorchModel, di
         export = _export_of(path, sha256, threads)
         if export is not None:
             model, meta = export
+            if meta.get("ood"):  # JSON lists -> arrays once, not per batch (training.decision)
+                meta["ood"] = {k: np.asarray(v, np.float32) if isinstance(v, list) and k in (
+                    "feature_mean", "feature_std", "weight") else v for k, v in meta["ood"].items()}
             return model, {**meta, "sha256": sha256}
     model = TorchModel(path, threads)  # raises training.model.CheckpointError when unusable
     return model, model.meta
