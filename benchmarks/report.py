@@ -50,6 +50,8 @@ def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | 
     # No target, shown for context: the seed against the floor, the two ceilings.
     out.append(("floor single req/s at c=32 / seed", _round(_div(
         val("floor single", 32, "req_s"), val("seed single", 32, "req_s"))), "(none)", None))
+    out.append(("cold start minus the floor's (s)", _round(_sub(
+        info.get("serve_cold_start_s"), info.get("floor_cold_start_s"))), "(none)", None))
     out.append(("serve single p50 at c=1 / seed", _round(_div(
         val("serve single", 1, "p50_ms"), val("seed single", 1, "p50_ms"))), "(none)", None))
     return out
