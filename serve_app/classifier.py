@@ -30,7 +30,7 @@ GAUGE_REFRESH_S = 2.5
 # What the page and the CLI say instead of a label when a model declines an image, by style.
 DECLINED_MESSAGES = {"digit": "No digit found",
                      "clothing": "This does not look like clothing (a digit?)"}
-# The per-image arrays of training.model.decide that predict passes on.
+# The per-image arrays of training.decision.decide that predict passes on.
 DECISION_ARRAYS = ("probabilities", "accepted", "margin")
 
 
@@ -131,7 +131,7 @@ class Classifier:
             self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
 
     async def predict(self, pixels: np.ndarray) -> dict:
-        """training.model.decide's arrays for N <= chunk_size images, via the dynamic batcher,
+        """training.decision.decide's arrays for N <= chunk_size images, via the dynamic batcher,
         plus the served version and labels."""
         out = await self._batched(pixels)
         return {**out, "version": self.version, "labels": self._meta["labels"]}
@@ -140,7 +140,7 @@ class Classifier:
                  batch_wait_timeout_s=DEFAULTS.batch_wait_timeout_s, batch_size_fn=_images_in)
     async def _batched(self, chunks: list[np.ndarray]) -> list[dict]:
         """One forward pass for every image queued by concurrent requests; the accept decision
-        comes from the same pass (training.model.decide)."""
+        comes from the same pass (training.decision.decide)."""
         # The next batch's wait, from how many requests overlapped in this one (batch_wait.py).
         self._batched.set_batch_wait_timeout_s(self._wait.after(requests=len(chunks)))
         start = time.perf_counter()

@@ -134,7 +134,7 @@ class Ingress:
 
     async def classify(self, model: str, pixels: np.ndarray) -> dict:
         """Chunks go to the classifier concurrently, so replicas and batches share the work.
-        Per image: probabilities, accepted, margin and reason (training.model.decide)."""
+        Per image: probabilities, accepted, margin and reason (training.decision.decide)."""
         step = self.args.chunk_size
         handle = self.handle(model)
         parts = await asyncio.gather(*(call(handle.predict.remote(pixels[i:i + step]))

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def pick(decisions: dict[str, dict]) -> list[str | None]:
-    """Per image, the model that accepts it with the largest margin (training.model.decide);
+    """Per image, the model that accepts it with the largest margin (training.decision.decide);
     None when no model accepts it. `decisions` maps model name -> its predict() answer."""
     names = list(decisions)
     margins = np.stack([np.where(decisions[m]["accepted"], decisions[m]["margin"], -np.inf)
