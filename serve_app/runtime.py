@@ -19,6 +19,7 @@ import numpy as np
 
 logger = logging.getLogger("ray.serve")
 ONNX_FORMAT = "vision-ai-onnx/1"  # training/export.py's FORMAT, without importing torch
+OOD_ARRAYS = ("feature_mean", "feature_std", "weight")  # the detector's parameters (training/ood.py)
 
 
 class OnnxModel:
@@ -87,9 +88,8 @@ def load(path: str | Path, threads: int = 1) -> tuple[OnnxModel | TorchModel, di
         export = _export_of(path, sha256, threads)
         if export is not None:
             model, meta = export
-            if meta.get("ood"):  # JSON lists -> arrays once, not per batch (training.decision)
-                meta["ood"] = {k: np.asarray(v, np.float32) if isinstance(v, list) and k in (
-                    "feature_mean", "feature_std", "weight") else v for k, v in meta["ood"].items()}
+            if ood := meta.get("ood"):  # JSON lists -> arrays once, not per batch
+                meta["ood"] = {**ood, **{k: np.asarray(ood[k], np.float32) for k in OOD_ARRAYS}}
             return model, {**meta, "sha256": sha256}
     model = TorchModel(path, threads)  # raises training.model.CheckpointError when unusable
     return model, model.meta
