@@ -18,20 +18,31 @@ import time
 from pathlib import Path
 
 from kuberay.rehearsal.operator import PodPlan
+from training.paths import ROOT
 
 NETNS_ETC = Path("/etc/netns")  # `ip netns exec` bind-mounts /etc/netns/<ns>/hosts on /etc/hosts
 CANDIDATE_SUBNETS = [f"10.253.{i}.0/24" for i in range(14, 24)]
 CLAIMS_IN_POD = "/tmp/pvc"  # where a pod sees claim <name>: /tmp/pvc/<name> (see Pod.mounts)
 # Inside the pod's mount namespace, as root: the claims, a private /tmp and /dev/shm, then the
-# pod's user. Arguments: tmp shm-bytes uid gid setpriv-flags script [claim-dir claim-name]...
+# pod's user. Arguments: tmp shm-bytes uid gid setpriv-flags keep script [claim-dir claim-name]...
+# `keep` is the project's folder when it lives under /tmp (a clone made with mktemp -d): it is
+# bound into the private /tmp at the same path, or the pod could not see the code and the venv
+# it runs (the image's equivalent is baked in).
 SETUP = """set -e
-tmp=$1 shm=$2 uid=$3 gid=$4 priv=$5 script=$6; shift 6
+tmp=$1 shm=$2 uid=$3 gid=$4 priv=$5 keep=$6 script=$7; shift 7
 while [ $# -gt 1 ]; do mkdir -p "$tmp/pvc/$2"; mount --bind "$1" "$tmp/pvc/$2"; shift 2; done
+if [ -n "$keep" ]; then mkdir -p "$tmp${keep#/tmp}"; mount --bind "$keep" "$tmp${keep#/tmp}"; fi
 mount --rbind "$tmp" /tmp
 if [ -n "$shm" ]; then mount -t tmpfs -o size="$shm" shm /dev/shm; fi
 exec setpriv --reuid "$uid" --regid "$gid" $priv bash -c -- "$script"
 """
 STALE = re.compile(r"^rh(\d+)-\d+$")
+
+
+def _project_under_tmp() -> str:
+    """The project's folder if it is below /tmp (SETUP keeps it visible in the pod), else ""."""
+    root = ROOT.resolve()
+    return str(root) if root.is_relative_to("/tmp") else ""
 
 
 def ip(*args: str, check: bool = True) -> str:
@@ -181,7 +192,7 @@ class Pod:
             extra += ["--inh-caps=-all", "--bounding-set=-all"]
         return ["ip", "netns", "exec", self.ns, "unshare", "--mount", "--propagation", "private",
                 "bash", "-c", SETUP, "pod", str(self.tmp), str(self.plan.shm_bytes or ""),
-                str(uid), str(gid), " ".join(extra), script,
+                str(uid), str(gid), " ".join(extra), _project_under_tmp(), script,
                 *[x for claim in self.plan.mounts.values()
                   for x in (str(self.net.claim(claim, fs_group)), claim)]]
 
