@@ -31,15 +31,15 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
 def replicas(server: Server) -> dict[str, int]:
-    """Serve deployment name -> the pid of its first replica."""
+    """Serve deployment name -> the pid of its first replica (names from process_kind)."""
     found = {}
     for p in server._tree():
         try:
-            cmd = " ".join(p.cmdline())
+            kind = process_kind(" ".join(p.cmdline()))
         except psutil.Error:
             continue
-        if cmd.startswith("ray::ServeReplica:"):
-            found.setdefault(cmd.split(":")[-1].split()[0], p.pid)
+        if kind.startswith("replica "):
+            found.setdefault(kind.removeprefix("replica "), p.pid)
     return found
 
 
