@@ -81,8 +81,9 @@ ood-fit: install data
 export: install
 	$(BIN)/python -m training.export models/mnist_cnn.pt models/fmnist_cnn.pt
 
-# What each model declines of the out-of-domain evaluation set and keeps of in-domain images
-# (benchmarks/results/ood.json), then the model cards that show those figures.
+# What each model declines of the out-of-domain evaluation set and keeps of in-domain images,
+# sent through HTTP to a service it starts on port 8000 (stop `make serve` first), into
+# benchmarks/results/ood.json; then the model cards that show those figures.
 ood: install data
 	$(BIN)/python -m benchmarks.ood --data-dir $(DATA_DIR) --n 300
 	$(BIN)/python -m training.evaluate models/mnist_cnn.pt --data-dir $(DATA_DIR)

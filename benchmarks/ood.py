@@ -7,25 +7,30 @@ them), `noise`, `blank` (uniform colours, paper, an empty transparent canvas), `
 kinds from benchmarks/realistic.py). Nothing here is used to fit or choose a threshold: the
 detector is fitted by training/ood.py on other kinds (training.ood_negatives) and other seeds.
 
-Every image goes through serve_app.imaging.prepare and training.model.decide: the exact code
-the service runs per image (in-process, without HTTP).
+Every image is sent through HTTP, as a user would: to `/mnist`, `/fmnist` and `/classify` of a
+service this script starts with `serve run config/serve.yaml` (or of `--url`), up to 64 images per
+request. `--in-process` instead runs serve_app.imaging.prepare and training.model.decide (the
+code each request runs, with torch) without a service: quick, for trying detectors.
 
 It also measures what must not be lost: the share of official test images (all of them) and
-of realistic inputs (benchmarks/realistic.py) each model keeps, and how many of them /classify's
-rule (serve_app.routing.pick) sends to the right model with the right label.
+of realistic inputs (benchmarks/realistic.py) each model keeps, and how many of them `/classify`
+sends to the right model with the right label.
 
-    python -m benchmarks.ood [--data-dir data] [--n 300] [--json] [--golden tests/golden]
+    python -m benchmarks.ood [--data-dir data] [--n 300] [--url URL | --in-process] [--json]
+                             [--golden tests/golden]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
-import string
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import requests
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks import realistic
@@ -35,15 +40,13 @@ from serve_app.settings import resolve
 from training import data
 from training.evaluate import OOD_RESULTS as RESULTS
 from training.model import decide, load_checkpoint
+from training.ood_negatives import LETTERS
 
 FONTS = realistic.FONTS
 MAX_PIXELS = realistic.MAX_PIXELS
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page",
           "text", "hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel",
           "cell", "clock", "colorwheel", "logo", "microaneurysms", "retina")
-# Letters a handwritten or printed digit can be (O/0, l/1, Z/2, S/5, b/6, B/8, g/9, ...) are
-# left out: no model could tell them apart from the digit, nor should it.
-LETTERS = "".join(c for c in string.ascii_letters if c not in "ODQoIlijJLZzSsbGBgqTt")
 OTHER = {"mnist": "fmnist", "fmnist": "mnist"}
 SEED = 20261202  # the fitting negatives (training/ood.py) use other seeds and other kinds
 
@@ -179,23 +182,77 @@ def make(kind: str, n: int, seed: int = SEED, other: data.Split | None = None,
             yield MAKERS[kind](rng)
 
 
-def decisions(model, meta: dict, blobs: list[bytes]) -> dict:
-    """training.model.decide for encoded images, through the served preprocessing."""
-    pixels = np.stack([prepare(b, meta["style"], MAX_PIXELS) for b in blobs])
-    return decide(model, meta, pixels, blank(pixels))
+class InProcess:
+    """Answers computed here, with the service's code but without a service (torch)."""
+
+    def __init__(self) -> None:
+        self.models = {d: load_checkpoint(resolve(f"models/{d}_cnn.pt")) for d in OTHER}
+
+    def _decide(self, dataset: str, blobs: list[bytes]) -> dict:
+        model, meta = self.models[dataset]
+        pixels = np.stack([prepare(b, meta["style"], MAX_PIXELS) for b in blobs])
+        return decide(model, meta, pixels, blank(pixels))
+
+    def answers(self, route: str, blobs: list[bytes]) -> dict[str, np.ndarray]:
+        """`accepted`, `class_id` and `model` per image, as `route` would answer them."""
+        if route != "classify":
+            out = self._decide(route, blobs)
+            return {"accepted": out["accepted"], "class_id": out["probabilities"].argmax(1),
+                    "model": np.array([route] * len(blobs), object)}
+        outs = {m: self._decide(m, blobs) for m in OTHER}
+        routed = pick(outs)
+        # Declined by both: the service shows the answer of the model that came closest.
+        shown = [m or max(outs, key=lambda k: outs[k]["margin"][i]) for i, m in enumerate(routed)]
+        return {"accepted": np.array([m is not None for m in routed]),
+                "class_id": np.array([outs[m]["probabilities"][i].argmax()
+                                      for i, m in enumerate(shown)]),
+                "model": np.array(routed, object)}
+
+
+class Http:
+    """Answers from a running service: JSON lists of base64 images, a few requests at a time."""
+
+    IMAGES, BYTES, CLIENTS = 64, 6 << 20, 4  # per request (max_body_bytes is 10 MiB)
+
+    def __init__(self, url: str) -> None:
+        self.url, self.session = url.rstrip("/"), requests.Session()
+
+    def _chunks(self, blobs: list[bytes]) -> list[list[bytes]]:
+        chunks, size = [[]], 0
+        for b in blobs:
+            if len(chunks[-1]) == self.IMAGES or size + len(b) * 4 // 3 > self.BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(b)
+            size += len(b) * 4 // 3
+        return [c for c in chunks if c]
+
+    def _post(self, route: str, chunk: list[bytes]) -> list[dict]:
+        body = {"base64": [base64.b64encode(b).decode("ascii") for b in chunk]}
+        r = self.session.post(f"{self.url}/{route}", json=body, timeout=120)
+        if r.status_code != 200:
+            raise RuntimeError(f"/{route} answered {r.status_code}: {r.text[:300]}")
+        return r.json()["predictions"]
+
+    def answers(self, route: str, blobs: list[bytes]) -> dict[str, np.ndarray]:
+        with ThreadPoolExecutor(self.CLIENTS) as pool:
+            preds = [p for part in pool.map(lambda c: self._post(route, c), self._chunks(blobs))
+                     for p in part]
+        return {"accepted": np.array([p["accepted"] for p in preds]),
+                "class_id": np.array([p["class_id"] for p in preds]),
+                "model": np.array([p.get("model", route) for p in preds], object)}
 
 
 def kinds() -> list[str]:
     return [*MAKERS, "other", "other_real"]
 
 
-def declined(dataset: str, models: dict, n: int, data_dir: str) -> dict[str, float]:
+def declined(dataset: str, service, n: int, data_dir: str) -> dict[str, float]:
     """Share of each out-of-domain kind that `dataset`'s model declines."""
     other = OTHER[dataset]
     data.prepare(other, data_dir)
     split = data.load_split(other, data_dir, train=False)
-    model, meta = models[dataset]
-    return {kind: float(1 - decisions(model, meta, list(
+    return {kind: float(1 - service.answers(dataset, list(
         make(kind, n, other=split, other_dataset=other)))["accepted"].mean())
         for kind in kinds()}
 
@@ -211,20 +268,18 @@ def in_domain(dataset: str, n: int, data_dir: str) -> dict[str, list[tuple[bytes
     return sets
 
 
-def kept(dataset: str, models: dict, sets: dict) -> dict[str, dict[str, float]]:
+def kept(dataset: str, service, sets: dict) -> dict[str, dict[str, float]]:
     """Per in-domain set: share kept by its own model, accuracy on all of it, and /classify's
-    share routed to the right model, and routed there with the right label
-    (serve_app.routing.pick)."""
+    share routed to the right model, and routed there with the right label."""
     out = {}
     for name, samples in sets.items():
         blobs, labels = [b for b, _ in samples], np.array([y for _, y in samples])
-        answers = {m: decisions(*models[m], blobs) for m in models}
-        own = answers[dataset]
-        right = own["probabilities"].argmax(1) == labels
-        routed = np.array([m == dataset for m in pick(answers)])
-        out[name] = {"kept": float(own["accepted"].mean()), "accuracy": float(right.mean()),
+        own, auto = service.answers(dataset, blobs), service.answers("classify", blobs)
+        routed = auto["model"] == dataset
+        out[name] = {"kept": float(own["accepted"].mean()),
+                     "accuracy": float((own["class_id"] == labels).mean()),
                      "classify_routed": float(routed.mean()),
-                     "classify_correct": float((routed & right).mean())}
+                     "classify_correct": float((routed & (auto["class_id"] == labels)).mean())}
     return out
 
 
@@ -247,27 +302,32 @@ def write_golden(folder: Path, data_dir: str) -> None:
             (folder / f"declined_{dataset}_{kind}.png").write_bytes(blob)
 
 
+def started_service():
+    """`serve run config/serve.yaml`, as `make serve` runs it; stopped by the caller."""
+    from benchmarks.serve_bench import SERVE, Server, bodies
+
+    path, body, _, _ = bodies()["single"]
+    return Server([SERVE, "run", "config/serve.yaml"], "http://127.0.0.1:8000", (path, body))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", default="data")
     p.add_argument("--n", type=int, default=300, help="images per kind")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--url", help="a running service (default: start one, stop it after)")
+    how.add_argument("--in-process", action="store_true", help="no HTTP, no service (torch)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--golden", help="also write declined examples here (tests/golden)")
     args = p.parse_args(argv)
-    models = {d: load_checkpoint(resolve(f"models/{d}_cnn.pt")) for d in OTHER}
-    results: dict = {"n": args.n, "models": {}}
-    for dataset in OTHER:
-        entry = results["models"][dataset] = {"sha256": models[dataset][1]["sha256"]}
-        entry["declined"] = declined(dataset, models, args.n, args.data_dir)
-        for kind, rate in entry["declined"].items():
-            print(f"{dataset:7s} declines {kind:10s} {rate:6.1%} (n={args.n})", flush=True)
-        sets = in_domain(dataset, args.n, args.data_dir)
-        entry["kept"] = kept(dataset, models, sets)
-        for name, figures in entry["kept"].items():
-            print(f"{dataset:7s} keeps    {name:10s} {figures['kept']:6.1%}  accuracy "
-                  f"{figures['accuracy']:6.2%}  /classify routed {figures['classify_routed']:6.1%}"
-                  f" right {figures['classify_correct']:6.1%}"
-                  f" (n={len(sets[name])})", flush=True)
+    server = None if args.url or args.in_process else started_service()
+    try:
+        service = InProcess() if args.in_process else Http(args.url or server.url)
+        results = evaluate(service, args.n, args.data_dir)
+        results["through"] = "in-process" if args.in_process else "HTTP"
+    finally:
+        if server:
+            server.stop()
     if args.golden:
         write_golden(Path(args.golden), args.data_dir)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +335,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {RESULTS}")
     if args.json:
         print(json.dumps(results))
+
+
+def evaluate(service, n: int, data_dir: str) -> dict:
+    """Every figure of docs/ood.md, printed as it comes."""
+    results: dict = {"n": n, "models": {}}
+    for dataset in OTHER:
+        meta = load_checkpoint(resolve(f"models/{dataset}_cnn.pt"))[1]
+        entry = results["models"][dataset] = {"sha256": meta["sha256"]}
+        entry["declined"] = declined(dataset, service, n, data_dir)
+        for kind, rate in entry["declined"].items():
+            print(f"{dataset:7s} declines {kind:10s} {rate:6.1%} (n={n})", flush=True)
+        sets = in_domain(dataset, n, data_dir)
+        entry["kept"] = kept(dataset, service, sets)
+        for name, figures in entry["kept"].items():
+            print(f"{dataset:7s} keeps    {name:10s} {figures['kept']:6.1%}  accuracy "
+                  f"{figures['accuracy']:6.2%}  /classify routed {figures['classify_routed']:6.1%}"
+                  f" right {figures['classify_correct']:6.1%}"
+                  f" (n={len(sets[name])})", flush=True)
+    return results
+
 
 if __name__ == "__main__":
     main()

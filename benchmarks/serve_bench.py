@@ -53,23 +53,32 @@ def _pss(pid: int) -> int:
 class Server:
     """A server process tree started by us: CPU seconds and peak RSS of all its processes."""
 
-    def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes], env: dict | None = None):
+    def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes], env: dict | None = None,
+                 timeout: float = 600):
         self.url, self.started, self.created = url, time.perf_counter(), time.time()
+        # A shell's background job (`make ood &`) ignores SIGINT, and children inherit that:
+        # give the server Ctrl-C back, so that stop() shuts Serve and Ray down cleanly.
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})},
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                      signal.SIG_DFL))
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU s last seen
         self._cpu_lock = threading.Lock()  # the sampler thread and the caller both update it
-        self.cold_start_s = self._wait(*probe)
+        try:
+            self.cold_start_s = self._wait(*probe, timeout=timeout)
+        except BaseException:  # never leave a server behind that nobody can stop
+            self.stop()
+            raise
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _tree(self) -> list[psutil.Process]:
         root = psutil.Process(self.proc.pid)
         return [root, *root.children(recursive=True)]
 
-    def _wait(self, path: str, body: bytes, timeout: float = 180) -> float:
+    def _wait(self, path: str, body: bytes, timeout: float) -> float:
         while time.perf_counter() - self.started < timeout:
             try:
                 r = requests.post(self.url + path, data=body, timeout=5,

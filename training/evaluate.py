@@ -30,7 +30,9 @@ def ood_results(path: Path | str, dataset: str, sha256: str) -> dict | None:
         return None
     doc = json.loads(path.read_text())
     entry = doc.get("models", {}).get(dataset)
-    return {**entry, "n": doc["n"]} if entry and entry.get("sha256") == sha256 else None
+    if not entry or entry.get("sha256") != sha256:
+        return None
+    return {**entry, "n": doc["n"], "through": doc.get("through", "in-process")}
 
 
 def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: dict | None = None,

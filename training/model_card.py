@@ -94,9 +94,10 @@ def _ood(ev: Evaluation) -> list[str]:
     results = ev.ood_results
     if not results:
         return [*lines, "", "No out-of-domain figures for this file: run `make ood`."]
+    through = ("through HTTP, as a user sends them" if results.get("through") == "HTTP"
+               else "through the service's preprocessing and decision code, in-process")
     lines += ["", f"Measured by `python -m benchmarks.ood` ({results['n']} images per kind, the "
-              "official test set in full) through the service's preprocessing and decision code; "
-              "see docs/ood.md for the kinds:", "",
+              f"official test set in full) {through}; see docs/ood.md for the kinds:", "",
               _row("out-of-domain kind", "declined"), _row("---", "---")]
     lines += [_row(kind, f"{rate:.1%}") for kind, rate in results["declined"].items()]
     lines += ["", _row("in-domain set", "kept", "accuracy (all)", "/classify: right model",

@@ -150,3 +150,11 @@ def _forget_cluster(gcs_port: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         if record.read_text().strip().endswith(f":{gcs_port}"):
             record.unlink()
+
+
+def test_replicas_may_pass_a_whole_request_on() -> None:
+    # The ingress hands a request's images to Preprocess in one gRPC message.
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    env = config["controller_options"]["runtime_env"]["env_vars"]
+    body = config["applications"][0]["args"]["max_body_bytes"]
+    assert int(env["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"]) > body

@@ -14,7 +14,8 @@ from training.paths import ROOT
 
 
 def test_serve_yaml_names_the_throughput_settings():
-    assert serve_env() == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+    assert serve_env() == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1",
+                           "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": "16777216"}
 
 
 def test_the_ray_service_carries_them_in_its_serve_config_only():

@@ -125,6 +125,17 @@ def test_client_errors_are_json_4xx(serve_url):
     assert_error(post("/mnist", json={"base64": ["x"] * 257}), 413, "too_many_images")
 
 
+def test_a_request_near_the_body_limit_is_answered(serve_url, base_config):
+    # Two noisy 1000x1000 photos: ~6 MB of images, ~8 MB of JSON, under max_body_bytes. They go
+    # to Preprocess in one call, which gRPC's 4 MiB default between replicas refused with a 500.
+    noise = np.random.default_rng(3).integers(0, 256, (2, 1000, 1000, 3), dtype=np.uint8)
+    body = {"base64": [b64(png(a)) for a in noise]}
+    assert len(str(body)) < base_config["applications"][0]["args"]["max_body_bytes"]
+    resp = requests.post(f"{serve_url}/mnist", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["predictions"]) == 2
+
+
 # ---- Declining what is not a digit / not a garment (issue 11) -------------------------------
 
 def declined_golden(model: str) -> list:

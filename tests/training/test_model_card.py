@@ -60,6 +60,10 @@ def test_out_of_domain_section_follows_the_metadata_and_the_measured_figures(tmp
     card = render(replace(ev, ood_results=results), {"confusion": "c.png", "training": None})
     assert "| threshold | `-0.2500` |" in card and "**Disclosure:**" in card
     assert "| photo | 98.0% |" in card and "| test | 99.6% | 93.68% | 99.6% | 93.4% |" in card
+    assert "in-process" in card  # results written before benchmarks/ood.py sent them over HTTP
+    over_http = render(replace(ev, ood_results={**results, "through": "HTTP"}),
+                       {"confusion": "c.png", "training": None})
+    assert "through HTTP" in over_http and "in-process" not in over_http
     assert "No out-of-domain figures" in render(ev, {"confusion": "c.png", "training": None})
     bare = render(_evaluation(tmp_path), {"confusion": "c.png", "training": None})
     assert "No out-of-domain detector in this checkpoint" in bare

@@ -1,0 +1,213 @@
+"""Negatives the out-of-domain detector is fitted on (training/ood.py), and printed digits, which
+the digit model must keep; as the service would give them to the model (through
+serve_app.imaging.canonicalise).
+
+None of these comes from benchmarks/ood.py's evaluation set: other seeds, other generators, and
+for text and photos other sources (letters in the faces bundled with Pillow and matplotlib, never
+the DejaVu faces the evaluation prints with; photos from matplotlib's sample data, never
+scikit-image's).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import string
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+SEED = 11  # benchmarks/ood.py's evaluation set uses another seed and other kinds
+# Letters a handwritten or printed digit can be (O/0, l/1, Z/2, S/5, b/6, B/8, g/9, ...): no model
+# could tell them from the digit, nor should it. benchmarks/ood.py leaves the same ones out.
+DIGIT_LIKE = "ODQoIlijJLZzSsbGBgqTt"
+LETTERS = "".join(c for c in string.ascii_letters if c not in DIGIT_LIKE)
+
+
+def _canonical(img: Image.Image, style: str, rng: random.Random | None = None) -> np.ndarray:
+    """The 28x28 pixels the service would give the model. With `rng`, half the images first
+    go through JPEG (quality 50-95), as photos and screenshots are often sent: its 8x8 blocks
+    and ringing are a texture of their own."""
+    from serve_app.imaging import canonicalise
+
+    if rng is not None and rng.random() < 0.5:
+        buf = io.BytesIO()
+        img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode).save(
+            buf, format="JPEG", quality=rng.randint(50, 95))
+        img = Image.open(buf)
+        img.load()
+    return canonicalise(img, style)
+
+
+def _noise(kind: int, rng: random.Random, np_rng: np.random.Generator, h: int, w: int
+           ) -> np.ndarray:
+    if kind == 0:
+        return np_rng.integers(0, 256, (h, w), dtype=np.uint8)
+    if kind == 1:
+        return np.clip(np_rng.normal(rng.uniform(40, 200), rng.uniform(5, 80), (h, w)),
+                       0, 255).astype(np.uint8)
+    if kind == 2:  # sparse specks (dust, sensor defects) on a dark or light ground
+        specks = np_rng.random((h, w)) < rng.uniform(0.01, 0.4)
+        ground, ink = rng.choice([(0, 255), (255, 0)])
+        return np.where(specks, ink, ground).astype(np.uint8)
+    if kind == 3:  # 1/f noise: the power spectrum of natural photos, without their objects
+        fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
+        spectrum = np_rng.normal(size=(h, w)) + 1j * np_rng.normal(size=(h, w))
+        field = np.fft.ifft2(spectrum / np.maximum(np.hypot(fy, fx), 1 / max(h, w))
+                             ** rng.uniform(0.8, 1.6)).real
+        field = (field - field.min()) / (np.ptp(field) + 1e-9)
+        return (field * 255).astype(np.uint8)
+    coarse = np_rng.integers(0, 256, (rng.randint(2, 10), rng.randint(2, 10)), dtype=np.uint8)
+    smooth = rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])
+    return np.asarray(Image.fromarray(coarse).resize((w, h), smooth))
+
+
+def noise(rng: random.Random, np_rng: np.random.Generator) -> Image.Image:
+    """One noise image of five kinds, grey or colour (each channel its own draw), 28x28 or any
+    size up to 320 px and any aspect ratio (canonicalisation keeps the ratio)."""
+    kind = rng.randrange(5)
+    h, w = (28, 28) if rng.random() < 0.3 else (rng.randint(28, 320), rng.randint(28, 320))
+    if rng.random() < 0.5:
+        return Image.fromarray(_noise(kind, rng, np_rng, h, w))
+    return Image.fromarray(np.stack([_noise(kind, rng, np_rng, h, w) for _ in range(3)], -1))
+
+
+def grating(rng: random.Random) -> Image.Image:
+    """A periodic pattern: a sine or square wave at any angle and period, two of them crossed
+    (a plaid or grid), or rings; on 28x28 or a larger, any-ratio canvas."""
+    h, w = (28, 28) if rng.random() < 0.3 else (rng.randint(28, 320), rng.randint(28, 320))
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+
+    def wave() -> np.ndarray:
+        angle, period = rng.uniform(0, np.pi), rng.uniform(0.03, 0.5)
+        phase = (np.cos(angle) * xx + np.sin(angle) * yy) / period * 2 * np.pi
+        return np.sin(phase) if rng.random() < 0.5 else np.sign(np.sin(phase))
+
+    kind = rng.randrange(3)
+    if kind == 2:
+        cy, cx = rng.random(), rng.random()
+        field = np.sin(np.hypot(yy - cy, xx - cx) / rng.uniform(0.03, 0.3) * 2 * np.pi)
+    else:
+        field = wave() if kind == 0 else wave() + wave()
+    field = (field - field.min()) / (np.ptp(field) + 1e-9)
+    low, high = sorted(rng.sample(range(256), 2))
+    return Image.fromarray((low + field * (high - low)).astype(np.uint8))
+
+
+def synthetic(n: int, style: str, seed: int = SEED) -> np.ndarray:
+    """n images of noise, periodic patterns, filled rectangles and ellipses, or random strokes,
+    in turn."""
+    rng, np_rng = random.Random(seed), np.random.default_rng(seed)
+    out = np.empty((n, 28, 28), np.uint8)
+    for i in range(n):
+        side = rng.choice([28, 112])
+        if i % 4 == 0:
+            img = noise(rng, np_rng)
+        elif i % 4 == 3:
+            img = grating(rng)
+        else:
+            img = Image.new("L", (side, side), 0)
+            draw = ImageDraw.Draw(img)
+            for _ in range(rng.randint(1, 5)):
+                xs, ys = sorted(rng.sample(range(side), 2)), sorted(rng.sample(range(side), 2))
+                if i % 4 == 1:
+                    shape = rng.choice([draw.rectangle, draw.ellipse])
+                    shape((xs[0], ys[0], xs[1], ys[1]), fill=rng.randint(60, 255))
+                else:
+                    draw.line([(rng.randrange(side), rng.randrange(side)) for _ in range(3)],
+                              fill=rng.randint(120, 255), width=rng.randint(1, side // 10))
+        out[i] = _canonical(img, style, rng)
+    return out
+
+
+def strips(images: torch.Tensor, n: int, style: str, seed: int = SEED) -> np.ndarray:
+    """n strips of 2-4 training images side by side (a number, several items)."""
+    from serve_app.imaging import canonicalise
+
+    rng = random.Random(seed)
+    out = np.empty((n, 28, 28), np.uint8)
+    for i in range(n):
+        row = np.concatenate([images[rng.randrange(len(images))].numpy()
+                              for _ in range(rng.randint(2, 4))], 1)
+        out[i] = canonicalise(Image.fromarray(np.pad(row, 4)), style)
+    return out
+
+
+def letter_faces() -> list[Path]:
+    """TrueType text faces that ship inside matplotlib (so the fit needs no system fonts) and
+    are not DejaVu: STIX (serif, four styles) and Computer Modern (roman, bold, sans, italic,
+    typewriter). Its other faces map letters to symbols."""
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return sorted([*folder.glob("STIXGeneral*.ttf"),
+                   *(folder / f"cm{k}10.ttf" for k in ("r", "b", "ss", "ti", "tt", "mi"))])
+
+
+def printed(n: int, style: str, chars: str, seed: int = SEED, words: bool = True
+            ) -> np.ndarray:
+    """n printed characters from `chars` (with `words`, one in four a 2-3 character fragment):
+    dark on light paper or light on dark, any size, bold or thin, slightly rotated; in
+    matplotlib's faces or Pillow's bundled one."""
+    rng = random.Random(seed)
+    faces = letter_faces()
+    out = np.empty((n, 28, 28), np.uint8)
+    for i in range(n):
+        size = rng.randint(24, 120)
+        face = (ImageFont.truetype(str(rng.choice(faces)), size) if rng.random() < 0.8
+                else ImageFont.load_default(size))
+        length = rng.randint(2, 3) if words and i % 4 == 0 else 1
+        text = "".join(rng.choice(chars) for _ in range(length))
+        ground, ink = rng.choice([(rng.randint(190, 255), rng.randint(0, 70)),
+                                  (rng.randint(0, 40), rng.randint(180, 255))])
+        img = Image.new("L", (int(size * (1.6 + 0.7 * len(text))), size * 2), ground)
+        ImageDraw.Draw(img).text((img.width // 2, img.height // 2), text, fill=ink, font=face,
+                                 anchor="mm", stroke_width=rng.choice([0, 0, 1, size // 25]),
+                                 stroke_fill=ink)
+        img = img.rotate(rng.uniform(-12, 12), Image.Resampling.BILINEAR, fillcolor=ground)
+        out[i] = _canonical(img, style)
+    return out
+
+
+def letters(n: int, style: str, seed: int = SEED) -> np.ndarray:
+    """n printed letters and letter fragments: negatives for both models."""
+    return printed(n, style, LETTERS, seed)
+
+
+def digits(n: int, style: str, seed: int = SEED) -> np.ndarray:
+    """n printed single digits: extra positives for the digit model, which must keep printed
+    digits (a form, a label) while it declines printed letters in the same faces."""
+    return printed(n, style, string.digits, seed, words=False)
+
+
+def photo_sources() -> list[Image.Image]:
+    """Photos bundled with matplotlib (sample data): grey and colour, people and objects."""
+    import matplotlib.cbook
+
+    out = []
+    for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png"):
+        try:
+            with matplotlib.cbook.get_sample_data(name) as f:
+                out.append(Image.open(f).convert("RGB"))
+        except (OSError, ValueError):  # a matplotlib build without its sample data
+            pass
+    return out
+
+
+def crops(n: int, style: str, seed: int = SEED) -> np.ndarray:
+    """n random crops of photo_sources() (28 px to the whole photo), some shrunk to 28x28 first;
+    none when matplotlib ships no sample photos."""
+    rng = random.Random(seed)
+    photos = photo_sources()
+    out = np.empty((n if photos else 0, 28, 28), np.uint8)
+    for i in range(len(out)):
+        img = rng.choice(photos)
+        side = rng.randint(28, min(img.size))
+        x, y = rng.randint(0, img.width - side), rng.randint(0, img.height - side)
+        img = img.crop((x, y, x + side, y + side))
+        if rng.random() < 0.3:
+            img = img.resize((28, 28), Image.Resampling.BOX)
+        out[i] = _canonical(img, style, rng)
+    return out
