@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -80,7 +79,6 @@ class Classifier:
         self._reload_failed = Gauge("vision_reload_failed", tag_keys=("model",),
                                     description="1 while the last model hot-swap has failed")
         self._publishing = threading.Lock()  # a swap and the refresh thread publish in turn
-        self._in_flight = 0  # predict calls begun and not finished (the fast path's test)
         self._publish(previous=None)
         _keep_publishing(self)
         self.reconfigure({})  # the defaults, until Serve passes the deployment's user_config
@@ -133,34 +131,18 @@ class Classifier:
             self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
 
     async def predict(self, pixels: np.ndarray) -> dict:
-        """training.decision.decide's arrays for N <= chunk_size images, plus the served version
-        and labels. A request alone on the replica runs at once; overlapping ones share forward
-        passes through the dynamic batcher."""
-        self._in_flight += 1
-        try:
-            # One turn of the event loop lets requests already delivered to this replica begin,
-            # so a burst is seen as a burst. Alone, the batcher's queue, task and futures would
-            # cost ~1 ms of CPU for nothing (benchmarks/NOTES.md, lever 25).
-            await asyncio.sleep(0)
-            if self._in_flight == 1:
-                out = self._run([pixels])[0]
-            else:
-                out = await self._batched(pixels)
-        finally:
-            self._in_flight -= 1
+        """training.decision.decide's arrays for N <= chunk_size images, via the dynamic batcher,
+        plus the served version and labels."""
+        out = await self._batched(pixels)
         return {**out, "version": self.version, "labels": self._meta["labels"]}
 
     @serve.batch(max_batch_size=DEFAULTS.max_batch_size,
                  batch_wait_timeout_s=DEFAULTS.batch_wait_timeout_s, batch_size_fn=_images_in)
     async def _batched(self, chunks: list[np.ndarray]) -> list[dict]:
-        """One forward pass for every image queued by concurrent requests."""
+        """One forward pass for every image queued by concurrent requests; the accept decision
+        comes from the same pass (training.decision.decide)."""
         # The next batch's wait, from how many requests overlapped in this one (batch_wait.py).
         self._batched.set_batch_wait_timeout_s(self._wait.after(requests=len(chunks)))
-        return self._run(chunks)
-
-    def _run(self, chunks: list[np.ndarray]) -> list[dict]:
-        """One forward pass over the chunks' images; the accept decision comes from the same
-        pass (training.decision.decide). The answer per chunk, in order."""
         start = time.perf_counter()
         model, meta = self._model, self._meta  # one consistent model for the whole batch
         pixels = np.concatenate(chunks)
