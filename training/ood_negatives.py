@@ -64,11 +64,16 @@ def _noise(kind: int, rng: random.Random, np_rng: np.random.Generator, h: int, w
     return np.asarray(Image.fromarray(coarse).resize((w, h), smooth))
 
 
+def _size(rng: random.Random) -> tuple[int, int]:
+    """28x28 (dataset form, taken as it is) or any size up to 320 px in any aspect ratio."""
+    return (28, 28) if rng.random() < 0.3 else (rng.randint(28, 320), rng.randint(28, 320))
+
+
 def noise(rng: random.Random, np_rng: np.random.Generator) -> Image.Image:
     """One noise image of five kinds, grey or colour (each channel its own draw), 28x28 or any
     size up to 320 px and any aspect ratio (canonicalisation keeps the ratio)."""
     kind = rng.randrange(5)
-    h, w = (28, 28) if rng.random() < 0.3 else (rng.randint(28, 320), rng.randint(28, 320))
+    h, w = _size(rng)
     if rng.random() < 0.5:
         return Image.fromarray(_noise(kind, rng, np_rng, h, w))
     return Image.fromarray(np.stack([_noise(kind, rng, np_rng, h, w) for _ in range(3)], -1))
@@ -77,7 +82,7 @@ def noise(rng: random.Random, np_rng: np.random.Generator) -> Image.Image:
 def grating(rng: random.Random) -> Image.Image:
     """A periodic pattern: a sine or square wave at any angle and period, two of them crossed
     (a plaid or grid), or rings; on 28x28 or a larger, any-ratio canvas."""
-    h, w = (28, 28) if rng.random() < 0.3 else (rng.randint(28, 320), rng.randint(28, 320))
+    h, w = _size(rng)
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
 
     def wave() -> np.ndarray:
@@ -124,14 +129,12 @@ def synthetic(n: int, style: str, seed: int = SEED) -> np.ndarray:
 
 def strips(images: torch.Tensor, n: int, style: str, seed: int = SEED) -> np.ndarray:
     """n strips of 2-4 training images side by side (a number, several items)."""
-    from serve_app.imaging import canonicalise
-
     rng = random.Random(seed)
     out = np.empty((n, 28, 28), np.uint8)
     for i in range(n):
         row = np.concatenate([images[rng.randrange(len(images))].numpy()
                               for _ in range(rng.randint(2, 4))], 1)
-        out[i] = canonicalise(Image.fromarray(np.pad(row, 4)), style)
+        out[i] = _canonical(Image.fromarray(np.pad(row, 4)), style)
     return out
 
 

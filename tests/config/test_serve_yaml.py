@@ -20,6 +20,7 @@ import pytest
 import requests
 import yaml
 
+from serve_app.settings import serve_env
 from tests.conftest import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.ray  # the session's Serve is moved off the file's HAProxy ports
@@ -154,7 +155,5 @@ def _forget_cluster(gcs_port: int) -> None:
 
 def test_replicas_may_pass_a_whole_request_on() -> None:
     # The ingress hands a request's images to Preprocess in one gRPC message.
-    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
-    env = config["controller_options"]["runtime_env"]["env_vars"]
-    body = config["applications"][0]["args"]["max_body_bytes"]
-    assert int(env["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"]) > body
+    body = CONFIG["applications"][0]["args"]["max_body_bytes"]
+    assert int(serve_env()["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"]) > body
