@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import psutil
@@ -50,11 +52,22 @@ def _pss(pid: int) -> int:
         return 0
 
 
+def _require_free(url: str) -> None:
+    """A leftover server on the port (a `make serve`, or the HAProxy a SIGTERM'd `serve run`
+    leaves behind) would answer instead of ours, or make ours wait out its whole timeout."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.socket() as s:
+        if s.connect_ex((host, port)) == 0:
+            raise RuntimeError(f"something already listens on {host}:{port}; stop it "
+                               f"(`ss -ltnp | grep :{port}` names it) and run again")
+
+
 class Server:
     """A server process tree started by us: CPU seconds and peak RSS of all its processes."""
 
     def __init__(self, cmd: list[str], url: str, probe: tuple[str, bytes], env: dict | None = None,
                  timeout: float = 600):
+        _require_free(url)
         self.url, self.started, self.created = url, time.perf_counter(), time.time()
         # A shell's background job (`make ood &`) ignores SIGINT, and children inherit that:
         # give the server Ctrl-C back, so that stop() shuts Serve and Ray down cleanly.
@@ -75,11 +88,17 @@ class Server:
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _tree(self) -> list[psutil.Process]:
-        root = psutil.Process(self.proc.pid)
-        return [root, *root.children(recursive=True)]
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:  # it exited (or failed to start)
+            return []
 
     def _wait(self, path: str, body: bytes, timeout: float) -> float:
         while time.perf_counter() - self.started < timeout:
+            if self.proc.poll() is not None:  # it failed to start: no point waiting out the timeout
+                raise RuntimeError(f"{' '.join(self.proc.args)} exited with code "
+                                   f"{self.proc.returncode} before {self.url} answered 200")
             try:
                 r = requests.post(self.url + path, data=body, timeout=5,
                                   headers={"Content-Type": "application/json"})
@@ -144,7 +163,10 @@ class Server:
     def stop(self) -> None:
         self._stop.set()
         pids = [p.pid for p in self._tree()]
-        os.killpg(self.proc.pid, signal.SIGINT)  # serve run shuts Serve and Ray down on Ctrl-C
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)  # serve run shuts Serve and Ray down on Ctrl-C
+        except ProcessLookupError:  # the whole group has already exited
+            pass
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

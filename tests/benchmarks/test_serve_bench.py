@@ -3,11 +3,15 @@ under the service's own settings, and the report computes the targets from one r
 
 from __future__ import annotations
 
+import socket
+import sys
+
+import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from benchmarks.report import targets
-from benchmarks.serve_bench import floor_config, process_kind
+from benchmarks.serve_bench import Server, floor_config, process_kind
 from tests.conftest import SERVE_CONFIG
 
 
@@ -59,3 +63,22 @@ def test_processes_are_named_for_the_memory_breakdown() -> None:
     assert process_kind("/venv/lib/ray/core/src/ray/gcs/gcs_server --x=1") == "gcs_server"
     assert process_kind("/venv/bin/python /venv/bin/serve run config/serve.yaml") == \
         "serve run (driver)"
+
+
+def test_a_server_refuses_a_port_something_already_holds() -> None:
+    """A leftover (a `make serve`, an orphaned HAProxy) would answer in place of ours."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"already listens on 127.0.0.1:{port}"):
+            Server([sys.executable, "-c", "pass"], f"http://127.0.0.1:{port}", ("/", b""))
+
+
+def test_a_server_that_exits_fails_at_once_not_at_the_timeout() -> None:
+    with socket.socket() as s:  # a port nothing listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RuntimeError, match="exited with code 3"):
+        Server([sys.executable, "-c", "raise SystemExit(3)"], f"http://127.0.0.1:{port}",
+               ("/", b""), timeout=60)
