@@ -41,6 +41,11 @@ def _canonical(img: Image.Image, style: str, rng: random.Random | None = None) -
     return canonicalise(img, style)
 
 
+def _unit(field: np.ndarray) -> np.ndarray:
+    """Stretched to span 0..1 exactly, whatever the generator's range."""
+    return (field - field.min()) / (np.ptp(field) + 1e-9)
+
+
 def _noise(kind: int, rng: random.Random, np_rng: np.random.Generator, h: int, w: int
            ) -> np.ndarray:
     if kind == 0:
@@ -57,8 +62,7 @@ def _noise(kind: int, rng: random.Random, np_rng: np.random.Generator, h: int, w
         spectrum = np_rng.normal(size=(h, w)) + 1j * np_rng.normal(size=(h, w))
         field = np.fft.ifft2(spectrum / np.maximum(np.hypot(fy, fx), 1 / max(h, w))
                              ** rng.uniform(0.8, 1.6)).real
-        field = (field - field.min()) / (np.ptp(field) + 1e-9)
-        return (field * 255).astype(np.uint8)
+        return (_unit(field) * 255).astype(np.uint8)
     if kind == 4:
         coarse = np_rng.integers(0, 256, (rng.randint(2, 10), rng.randint(2, 10)),
                                  dtype=np.uint8)
@@ -69,8 +73,7 @@ def _noise(kind: int, rng: random.Random, np_rng: np.random.Generator, h: int, w
     radius = float(np.exp(rng.uniform(np.log(0.5), np.log(max(h, w) / 5))))
     field = np.asarray(Image.fromarray(np_rng.integers(0, 256, (h, w), dtype=np.uint8))
                        .filter(ImageFilter.GaussianBlur(radius)), np.float32)
-    field = (field - field.min()) / (np.ptp(field) + 1e-9)
-    return (field * 255).astype(np.uint8)
+    return (_unit(field) * 255).astype(np.uint8)
 
 
 def _size(rng: random.Random) -> tuple[int, int]:
@@ -108,7 +111,7 @@ def grating(rng: random.Random) -> Image.Image:
         field = np.sin(np.hypot(yy - cy, xx - cx) / rng.uniform(0.03, 0.3) * 2 * np.pi)
     else:
         field = wave() if kind == 0 else wave() + wave()
-    field = (field - field.min()) / (np.ptp(field) + 1e-9)
+    field = _unit(field)
     # at least 64 grey levels apart: fainter ones canonicalise to blank images (as paper
     # grain does), which the blank check declines before the detector is asked
     low = rng.randint(0, 191)
