@@ -47,11 +47,13 @@ def available() -> str | None:
 
 
 def run(url: str, body: bytes, concurrency: int, seconds: float, images: int = 1,
-        content_type: str = "application/json", threads: int = 1) -> Result:
+        content_type: str = "application/json", threads: int = 1,
+        headers: dict[str, str] | None = None) -> Result:
     """`concurrency` connections, each sending `body` back to back for `seconds`.
 
     One wrk thread by default: it keeps 32 connections busy on one core-fraction, and every
-    thread it adds is a thread the server's 2 cores share.
+    thread it adds is a thread the server's 2 cores share. `headers` are sent besides
+    Content-Type (for example Inference-Header-Content-Length for binary tensors).
     """
     with tempfile.NamedTemporaryFile(suffix=".body") as f:
         f.write(body)
@@ -59,7 +61,8 @@ def run(url: str, body: bytes, concurrency: int, seconds: float, images: int = 1
         out = subprocess.run(
             ["wrk", f"-t{min(threads, concurrency)}", f"-c{concurrency}",
              f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(SCRIPT), url],
-            env={**os.environ, "WRK_BODY": f.name, "WRK_CONTENT_TYPE": content_type},
+            env={**os.environ, "WRK_BODY": f.name, "WRK_CONTENT_TYPE": content_type,
+                 "WRK_HEADERS": "".join(f"{k}: {v}\n" for k, v in (headers or {}).items())},
             capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")

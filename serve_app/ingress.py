@@ -40,11 +40,13 @@ from serve_app.schemas import (
 from serve_app.settings import AppArgs
 
 # Small requests are prepared here instead of in Preprocess: up to 4 images of at most 320 x 320
-# pixels in all (a drawing from the page is 280 x 280). That is about a millisecond of work, and
-# the round trip to Preprocess costs more than the work (benchmarks/NOTES.md, levers 14 and 21).
-# Bigger requests go to Preprocess, which scales on its own and keeps this loop free.
+# pixels in all (a drawing from the page is 280 x 280), or up to 64 images already in dataset
+# form (28 x 28: only decoded, about 4 ms for 64). The round trip to Preprocess costs more than
+# that work (benchmarks/NOTES.md, levers 14, 22 and 27). Bigger requests go to Preprocess, which
+# scales on its own and keeps this loop free.
 DIRECT_MAX_IMAGES = 4
 DIRECT_MAX_PIXELS = 320 * 320
+DIRECT_MAX_DATASET_FORM = 64
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
@@ -125,11 +127,11 @@ class Ingress:
         if model not in self._styles:  # asked once: a hot swap keeps the labels, so the style
             self._styles[model] = (await self.info(model))["style"]
         style = self._styles[model]
-        if len(blobs) <= DIRECT_MAX_IMAGES:
-            local = imaging.prepare_if_small(blobs, style, self.args.max_image_pixels,
-                                             DIRECT_MAX_PIXELS, want_png)
-            if local is not None:
-                return local
+        local = imaging.prepare_if_small(blobs, style, self.args.max_image_pixels,
+                                         DIRECT_MAX_PIXELS, want_png, few=DIRECT_MAX_IMAGES,
+                                         dataset_form=DIRECT_MAX_DATASET_FORM)
+        if local is not None:
+            return local
         return await call(self.pre.run.remote(blobs, style, want_png))
 
     async def classify(self, model: str, pixels: np.ndarray) -> dict:

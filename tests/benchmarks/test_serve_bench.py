@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from benchmarks.report import targets
-from benchmarks.serve_bench import Server, floor_config, process_kind
+from benchmarks.serve_bench import Server, bodies, floor_config, process_kind
 from tests.conftest import SERVE_CONFIG
 
 
@@ -43,7 +44,8 @@ def _row(run, c, **values) -> dict:
 def test_targets_are_ratios_within_the_run() -> None:
     rows = [_row("floor single", 1, p50_ms=1.5), _row("seed single", 32, req_s=500, img_s=500),
             _row("serve single", 1, p50_ms=2.5), _row("serve single", 32, req_s=650),
-            _row("serve canvas", 1, p50_ms=7.0), _row("serve batch64", 4, img_s=2400)]
+            _row("serve canvas", 1, p50_ms=7.0), _row("serve batch64", 4, img_s=2400),
+            _row("serve oipbin64", 4, img_s=2700)]
     info = {"ceiling_img_s_all_cores": 3000, "serve_cold_start_s": 12.0,
             "serve_pss_after_load_mb": 2000}
     got = {name: (value, met) for name, value, _, met in targets(rows, info)}
@@ -54,6 +56,20 @@ def test_targets_are_ratios_within_the_run() -> None:
     assert got["64-image img/s / seed img/s (best of each)"] == (4.8, False)
     assert got["cold start to first 200 (s)"] == (12.0, False)
     assert got["PSS of the whole service after load (GB)"] == (2.1, True)
+    # Context without a target: the tensor paths against the same ceiling; a run not measured
+    # shows as missing, not as zero.
+    assert got["64-image OIP binary tensor img/s / all-core ceiling"] == (0.9, None)
+    assert got["64-image OIP JSON tensor img/s / all-core ceiling"] == (None, None)
+
+
+def test_the_binary_tensor_body_is_what_the_service_parses() -> None:
+    from serve_app import oip
+
+    path, body, images, headers = bodies()["oipbin64"]
+    parsed = oip.parse_infer(body, headers["Inference-Header-Content-Length"], 64)
+    _, json_body, _, _ = bodies()["oip64"]
+    assert path == "/v2/models/mnist/infer" and images == 64
+    assert np.array_equal(parsed.pixels, oip.parse_infer(json_body, None, 64).pixels)
 
 
 def test_processes_are_named_for_the_memory_breakdown() -> None:

@@ -16,11 +16,11 @@ if missing := wrk.available():
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as wrk expects
-    seen: list[tuple[str, bytes]] = []
+    seen: list[tuple[str, str | None, bytes]] = []
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.seen.append((self.headers["Content-Type"], body))
+        self.seen.append((self.headers["Content-Type"], self.headers["X-Extra"], body))
         status = 200 if self.path == "/ok" else 422
         self.send_response(status)
         self.send_header("Content-Length", "2")
@@ -46,10 +46,18 @@ def test_posts_the_body_and_counts_successes(url) -> None:
                      content_type="application/x-test")
     assert result.errors == 0 and result.requests > 0
     assert len(_Handler.seen) >= result.requests  # wrk stops counting at its deadline
-    assert set(_Handler.seen) == {("application/x-test", b'{"base64": "x"}')}
+    assert set(_Handler.seen) == {("application/x-test", None, b'{"base64": "x"}')}
     row = result.row()
     assert row["img_s"] == pytest.approx(row["req_s"] * 64, rel=0.01)
     assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+
+
+def test_sends_extra_headers(url) -> None:
+    _Handler.seen.clear()
+    result = wrk.run(f"{url}/ok", b"\x00binary", concurrency=1, seconds=1,
+                     content_type="application/octet-stream", headers={"X-Extra": "42"})
+    assert result.errors == 0 and result.requests > 0
+    assert set(_Handler.seen) == {("application/octet-stream", "42", b"\x00binary")}
 
 
 def test_error_answers_are_errors_not_requests(url) -> None:

@@ -81,6 +81,19 @@ def test_photo_like_jpeg_with_uneven_lighting():
     assert cols.size and cols[-1] - cols[0] < 10  # only the stroke, not the lit paper edge
 
 
+
+@pytest.mark.parametrize("shape", [(280, 280), (300, 400), (40, 7)])
+def test_background_is_the_plane_fitted_to_the_border(shape):
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    lit = 60 + 0.25 * xx + 0.125 * yy  # lighting that rises across and down the paper
+    gray = lit.astype(np.uint8)
+    gray[h // 3: 2 * h // 3, w // 3: 2 * w // 3] = 255  # ink inside, not on the border
+    plane = imaging._background(gray)
+    assert plane.shape == shape and plane.dtype == np.float32
+    # uint8 truncation lowers the border by 0.5 on average; the fit sees that, nothing else.
+    assert np.abs(plane - (lit - 0.5)).max() < 1.0
+
 def test_exif_orientation_is_applied():
     img = np.full((100, 300), 255, np.uint8)
     img[45:55, 20:280] = 0  # a horizontal bar, stored rotated with an EXIF tag
@@ -175,6 +188,17 @@ def test_small_requests_are_prepared_as_prepare_all_would():
     assert imaging.prepare_if_small([big], "digit", LIMIT, budget) is None  # Preprocess's work
     assert imaging.prepare_if_small([b"hello"], "digit", LIMIT, budget) is None  # its error too
     assert imaging.prepare_if_small([], "digit", LIMIT, budget) is None
+
+
+def test_many_images_are_prepared_here_only_when_all_are_in_dataset_form():
+    budget, dataset = 320 * 320, [png(digit_one()), png(255 - digit_one())] * 4  # 8 of 28x28
+    assert imaging.prepare_if_small(dataset, "digit", LIMIT, budget) is None  # more than 4
+    pixels, _ = imaging.prepare_if_small(dataset, "digit", LIMIT, budget, dataset_form=8)
+    assert np.array_equal(pixels, imaging.prepare_all(dataset, "digit", LIMIT)[0])
+    assert imaging.prepare_if_small(dataset, "digit", LIMIT, budget, dataset_form=7) is None
+    # One image of another size means real canonicalisation work: Preprocess's.
+    mixed = dataset[:7] + [png(digit_one(56))]
+    assert imaging.prepare_if_small(mixed, "digit", LIMIT, budget, dataset_form=8) is None
 
 
 def test_prepare_all_names_the_bad_image_of_several():
