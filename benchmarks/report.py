@@ -61,6 +61,25 @@ def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | 
     return out
 
 
+# benchmarks/side_by_side.py's ratios -> issue 13's targets they measure.
+SIDE_BY_SIDE = {"single_p50_minus_floor_ms": ("single 28x28 p50 at c=1 minus the floor's (ms)",
+                                              "<= 1.2"),
+                "single_c32_over_seed": ("single req/s at c=32 / seed", ">= 1.2"),
+                "canvas_p50_over_floor": ("canvas p50 at c=1 / floor p50 at c=1", "<= 4")}
+
+
+def side_by_side_targets(info: dict) -> list[tuple[str, float, list[float], str, bool]]:
+    """(name, median, per round, wanted, met) for the targets the side-by-side phase measured."""
+    found = (info.get("side_by_side") or {}).get("targets", {})
+    out = []
+    for key, (name, wanted) in SIDE_BY_SIDE.items():
+        if key in found:
+            median = found[key]["median"]
+            out.append((name, median, found[key]["per_round"], wanted,
+                        eval(f"{median} {wanted}")))  # noqa: S307
+    return out
+
+
 def _div(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
@@ -82,6 +101,14 @@ def write(rows: list[dict], info: dict, folder: Path, name: str = "serve") -> No
     lines += ["", "| target | measured | wanted | met |", "|---|---|---|---|"]
     lines += [f"| {n} | {v} | {t} | {'-' if ok is None else 'yes' if ok else 'NO'} |"
               for n, v, t, ok in targets(rows, info)]
+    side = side_by_side_targets(info)
+    if side:
+        lines += ["", f"Side by side: the seed, the floor and the service measured in turns, "
+                      f"{info['side_by_side']['rounds']} rounds (benchmarks/side_by_side.py); "
+                      "the median of the rounds' ratios", "",
+                  "| target | median | per round | wanted | met |", "|---|---|---|---|---|"]
+        lines += [f"| {n} | {m} | {', '.join(map(str, per))} | {t} | {'yes' if ok else 'NO'} |"
+                  for n, m, per, t, ok in side]
     for label in ("serve", "floor", "seed"):
         memory = info.get(f"{label}_memory_by_process")
         if memory:

@@ -329,6 +329,9 @@ def main() -> None:
     p.add_argument("--name", default="serve", help="results file stem")
     p.add_argument("--no-baselines", action="store_true",
                    help="the service alone: no ceiling, seed or floor (for lever comparisons)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds of the side-by-side phase (benchmarks/side_by_side.py); 0: none")
+    p.add_argument("--burst-seconds", type=float, default=4.0, help="per side-by-side burst")
     args = p.parse_args()
     if missing := wrk.available():
         sys.exit(f"make bench: {missing}")
@@ -353,6 +356,10 @@ def main() -> None:
     runs = {name: SERVE_RUNS[name] for name in args.runs.split(",")}
     rows += run_server("serve", [SERVE, "run", args.config], "http://127.0.0.1:8000", cases,
                        runs, args.seconds, info, env)
+    if not args.no_baselines and args.rounds:
+        from benchmarks import side_by_side
+
+        info["side_by_side"] = side_by_side.run(cases, args.rounds, args.burst_seconds, env)
     from benchmarks.report import write
 
     write(rows, info, RESULTS, args.name)

@@ -1,0 +1,106 @@
+"""The seed, Ray's floor and the service answering in turns, seconds apart: `make bench`'s last phase.
+
+This shared 2-core machine changes speed for minutes at a time. Measured one after the other,
+as `make bench`'s first phases do (each server alone, for cold start and memory), the seed, the
+floor and the service can each meet a different machine: two runs of the same code put the
+canvas at 1.8x and 6.8x the floor (benchmarks/NOTES.md, row 30). Here all three run at once,
+the floor as a second application of the service's own Serve instance (route prefix /floor, the
+same process settings), and short wrk bursts go to each in turn, round after round. Each target
+is a ratio within one round; the median over the rounds is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import requests
+import yaml
+
+from benchmarks import wrk
+from benchmarks.serve_bench import PY, SERVE, Server, floor_config
+from serve_app.settings import ROOT
+
+FLOOR_PREFIX = "/floor"
+# The bursts of one round, in order: (server, case, concurrency). All the rounds at c=1 run
+# before any at c=32, so the one-client figures meet the replica counts the servers started with.
+PHASES = ([("seed", "single", 1), ("floor", "single", 1), ("serve", "single", 1),
+           ("serve", "canvas", 1)],
+          [("seed", "single", 32), ("floor", "single", 32), ("serve", "single", 32)])
+
+
+def combined_config(folder: Path) -> Path:
+    """config/serve.yaml with Ray's floor (floor_config's application) beside the service."""
+    floor = yaml.safe_load(floor_config(folder).read_text())["applications"][0]
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    config["applications"].append({**floor, "route_prefix": FLOOR_PREFIX})
+    path = folder / "side_by_side.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _wait_for(url: str, body: bytes, timeout: float = 180) -> None:
+    """The floor deploys after the service; the Server's probe only waited for the service."""
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        try:
+            if requests.post(url, data=body, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+def ratios(rounds: list[dict]) -> dict[str, list[float]]:
+    """Per round, issue 13's three load targets: `rounds` maps (server, case, c) to wrk rows."""
+    out = defaultdict(list)
+    for r in rounds:
+        floor1 = r[("floor", "single", 1)]["p50_ms"]
+        out["single_p50_minus_floor_ms"].append(r[("serve", "single", 1)]["p50_ms"] - floor1)
+        out["canvas_p50_over_floor"].append(r[("serve", "canvas", 1)]["p50_ms"] / floor1)
+        if ("seed", "single", 32) in r:
+            out["single_c32_over_seed"].append(
+                r[("serve", "single", 32)]["req_s"] / r[("seed", "single", 32)]["req_s"])
+    return dict(out)
+
+
+def run(cases: dict, rounds: int, seconds: float, env: dict) -> dict:
+    """Start the seed and the combined instance, measure PHASES `rounds` times, stop both.
+    Returns every burst's wrk row and, per target, each round's ratio and their median."""
+    single = cases["single"][1]
+    per_round: list[dict] = [{} for _ in range(rounds)]
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = Server([PY, "-m", "benchmarks.seed_server", "--port", "8100"],
+                      "http://127.0.0.1:8100", ("/mnist", single))
+        try:
+            serve = Server([SERVE, "run", str(combined_config(Path(tmp)))],
+                           "http://127.0.0.1:8000", ("/mnist", single), env)
+            try:
+                _wait_for(serve.url + FLOOR_PREFIX + "/mnist", single)
+                base = {"seed": seed.url, "floor": serve.url + FLOOR_PREFIX, "serve": serve.url}
+                for phase in PHASES:
+                    for i in range(rounds):
+                        for who, case, c in phase:
+                            path, body, images, headers = cases[case]
+                            send = dict(body=body, images=images,
+                                        content_type=headers["Content-Type"])
+                            wrk.run(base[who] + path, concurrency=c, seconds=1, **send)  # warm-up
+                            row = wrk.run(base[who] + path, concurrency=c, seconds=seconds,
+                                          **send).row()
+                            per_round[i][(who, case, c)] = row
+                            print({"round": i, "server": who, "case": case, **row}, flush=True)
+            finally:
+                serve.stop()
+        finally:
+            seed.stop()
+    found = ratios(per_round)
+    return {"rounds": rounds, "seconds_per_burst": seconds,
+            "bursts": [{"round": i, "server": k[0], "case": k[1], **row}
+                       for i, r in enumerate(per_round) for k, row in r.items()],
+            "targets": {name: {"per_round": [round(v, 2) for v in values],
+                               "median": round(statistics.median(values), 2)}
+                        for name, values in found.items()}}
