@@ -237,11 +237,16 @@ SERVE_RUNS = {"single": (1, 32), "canvas": (1, 32), "batch64": (1, 4), "oip64": 
               "oipbin64": (4,)}
 
 
+def wrk_args(body: bytes, images: int, headers: dict[str, str]) -> dict:
+    """One of bodies()'s cases (after its path) as wrk.run's keyword arguments."""
+    extra = {k: v for k, v in headers.items() if k != "Content-Type"}
+    return dict(body=body, images=images, content_type=headers["Content-Type"], headers=extra)
+
+
 def measure(server: Server, name: str, path: str, body: bytes, images: int,
             headers: dict[str, str], levels, seconds):
     rows = []
-    extra = {k: v for k, v in headers.items() if k != "Content-Type"}
-    send = dict(body=body, images=images, content_type=headers["Content-Type"], headers=extra)
+    send = wrk_args(body, images, headers)
     for c in levels:
         wrk.run(server.url + path, concurrency=c, seconds=2, **send)  # warm-up at this level
         cpu0 = server.cpu_seconds()

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
-import requests
 import yaml
 
 from benchmarks import wrk
-from benchmarks.serve_bench import PY, SERVE, Server, floor_config
+from benchmarks.serve_bench import PY, SERVE, Server, floor_config, wrk_args
 from serve_app.settings import ROOT
 
 FLOOR_PREFIX = "/floor"
@@ -40,19 +38,6 @@ def combined_config(folder: Path) -> Path:
     path = folder / "side_by_side.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def _wait_for(url: str, body: bytes, timeout: float = 180) -> None:
-    """The floor deploys after the service; the Server's probe only waited for the service."""
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        try:
-            if requests.post(url, data=body, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
 def ratios(rounds: list[dict]) -> dict[str, list[float]]:
@@ -80,14 +65,14 @@ def run(cases: dict, rounds: int, seconds: float, env: dict) -> dict:
             serve = Server([SERVE, "run", str(combined_config(Path(tmp)))],
                            "http://127.0.0.1:8000", ("/mnist", single), env)
             try:
-                _wait_for(serve.url + FLOOR_PREFIX + "/mnist", single)
+                # The floor deploys after the service, which is all the probe waited for.
+                serve._wait(FLOOR_PREFIX + "/mnist", single, timeout=600)
                 base = {"seed": seed.url, "floor": serve.url + FLOOR_PREFIX, "serve": serve.url}
                 for phase in PHASES:
                     for i in range(rounds):
                         for who, case, c in phase:
-                            path, body, images, headers = cases[case]
-                            send = dict(body=body, images=images,
-                                        content_type=headers["Content-Type"])
+                            path, *request = cases[case]
+                            send = wrk_args(*request)
                             wrk.run(base[who] + path, concurrency=c, seconds=1, **send)  # warm-up
                             row = wrk.run(base[who] + path, concurrency=c, seconds=seconds,
                                           **send).row()
