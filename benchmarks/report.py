@@ -15,6 +15,16 @@ def _find(rows, run, c):
     return next((r for r in rows if r["run"] == run and r["c"] == c), None)
 
 
+# The three load targets, measured by both phases: (name, wanted).
+SINGLE_P50 = ("single 28x28 p50 at c=1 minus the floor's (ms)", "<= 1.2")
+SINGLE_C32 = ("single req/s at c=32 / seed", ">= 1.2")
+CANVAS_P50 = ("canvas p50 at c=1 / floor p50 at c=1", "<= 4")
+
+
+def _met(value: float | None, wanted: str) -> bool | None:
+    return None if value is None else eval(f"{value} {wanted}")  # noqa: S307
+
+
 def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | None]]:
     """(name, measured, wanted, met) for issue 13's targets, every ratio within this run."""
     if "ceiling_img_s_all_cores" not in info:
@@ -29,12 +39,10 @@ def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | 
 
     floor1 = val("floor single", 1, "p50_ms")
     checks = [
-        ("single 28x28 p50 at c=1 minus the floor's (ms)",
-         _sub(val("serve single", 1, "p50_ms"), floor1), "<= 1.2"),
-        ("single req/s at c=32 / seed", _div(val("serve single", 32, "req_s"),
-                                             val("seed single", 32, "req_s")), ">= 1.2"),
-        ("canvas p50 at c=1 / floor p50 at c=1", _div(val("serve canvas", 1, "p50_ms"), floor1),
-         "<= 4"),
+        (SINGLE_P50[0], _sub(val("serve single", 1, "p50_ms"), floor1), SINGLE_P50[1]),
+        (SINGLE_C32[0], _div(val("serve single", 32, "req_s"), val("seed single", 32, "req_s")),
+         SINGLE_C32[1]),
+        (CANVAS_P50[0], _div(val("serve canvas", 1, "p50_ms"), floor1), CANVAS_P50[1]),
         ("64-image img/s / all-core ceiling", _div(best("serve batch64"),
                                                    info["ceiling_img_s_all_cores"]), ">= 0.85"),
         ("64-image img/s / seed img/s (best of each)", _div(best("serve batch64"),
@@ -45,8 +53,8 @@ def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | 
     ]
     out = []
     for name, value, wanted in checks:
-        met = None if value is None else eval(f"{value} {wanted}")  # noqa: S307
-        out.append((name, None if value is None else round(value, 2), wanted, met))
+        out.append((name, None if value is None else round(value, 2), wanted,
+                    _met(value, wanted)))
     # No target, shown for context: the seed against the floor, the two ceilings.
     out.append(("floor single req/s at c=32 / seed", _round(_div(
         val("floor single", 32, "req_s"), val("seed single", 32, "req_s"))), "(none)", None))
@@ -62,10 +70,8 @@ def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | 
 
 
 # benchmarks/side_by_side.py's ratios -> issue 13's targets they measure.
-SIDE_BY_SIDE = {"single_p50_minus_floor_ms": ("single 28x28 p50 at c=1 minus the floor's (ms)",
-                                              "<= 1.2"),
-                "single_c32_over_seed": ("single req/s at c=32 / seed", ">= 1.2"),
-                "canvas_p50_over_floor": ("canvas p50 at c=1 / floor p50 at c=1", "<= 4")}
+SIDE_BY_SIDE = {"single_p50_minus_floor_ms": SINGLE_P50, "single_c32_over_seed": SINGLE_C32,
+                "canvas_p50_over_floor": CANVAS_P50}
 
 
 def side_by_side_targets(info: dict) -> list[tuple[str, float, list[float], str, bool]]:
@@ -75,8 +81,7 @@ def side_by_side_targets(info: dict) -> list[tuple[str, float, list[float], str,
     for key, (name, wanted) in SIDE_BY_SIDE.items():
         if key in found:
             median = found[key]["median"]
-            out.append((name, median, found[key]["per_round"], wanted,
-                        eval(f"{median} {wanted}")))  # noqa: S307
+            out.append((name, median, found[key]["per_round"], wanted, _met(median, wanted)))
     return out
 
 
