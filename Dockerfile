@@ -25,16 +25,17 @@ RUN sed -i '/^ray ALL=NOPASSWD: ALL$/d' /etc/sudoers && chown root:root /home/ra
 
 # Code, config and checkpoints are owned by root: the service can read but not rewrite them.
 # Not pip-installed: serve_app.settings resolves models/... against this folder (PYTHONPATH).
+COPY vision_core/ vision_core/
 COPY serve_app/ serve_app/
 COPY training/ training/
 COPY config/ config/
 COPY models/ models/
-RUN python -m compileall -q serve_app training
+RUN python -m compileall -q vision_core serve_app training
 
 # Serve must listen on all interfaces in a container, and config/serve.yaml binds 127.0.0.1 for
-# local runs (serve run has no host flag). Derive the container's copy; only http_options.host
-# differs (tests/kuberay/test_dockerfile.py runs this line and checks that).
-RUN python -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c["http_options"]["host"] = "0.0.0.0"; yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' config/serve.yaml config/serve.container.yaml
+# local runs (serve run has no host flag). The container's copy is derived by the same code as
+# every other copy (vision_core/serve_config.py); only http_options.host differs.
+RUN python -m vision_core.serve_config --host 0.0.0.0 config/serve.container.yaml
 
 ENV PYTHONPATH=/home/ray/app \
     PYTHONUNBUFFERED=1 \

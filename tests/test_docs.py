@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from vision_core.paths import ROOT
+
 DOC_GLOBS = ("README.md", "docs/**/*.md", "benchmarks/README.md", "benchmarks/NOTES.md",
              "kuberay/README.md")
 DOCS = sorted({p for pattern in DOC_GLOBS for p in ROOT.glob(pattern)})

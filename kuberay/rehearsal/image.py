@@ -6,7 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from vision_core.paths import ROOT
+
 VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin, with ray, serve, python
 
 

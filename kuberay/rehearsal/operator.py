@@ -57,10 +57,15 @@ class PodPlan:
     shm_bytes: int | None = None        # /dev/shm emptyDir (medium Memory), sized to the limit
 
 
+def quantity(text) -> Fraction:
+    """A Kubernetes quantity ("500m", "2Gi", "1e3") as an exact number."""
+    number, suffix = re.fullmatch(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)", str(text)).groups()
+    return Fraction(number) * _SUFFIX[suffix]
+
+
 def quantity_value(text) -> int:
     """A Kubernetes quantity rounded up to an integer, as resource.Quantity.Value() does."""
-    number, suffix = re.fullmatch(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)", str(text)).groups()
-    return math.ceil(Fraction(number) * _SUFFIX[suffix])
+    return math.ceil(quantity(text))
 
 
 def cluster_spec(doc: dict) -> dict:

@@ -17,9 +17,10 @@ import yaml
 from kuberay.rehearsal import operator as op
 from kuberay.rehearsal.cluster import DEADLINE_S, Operator, suffix, wait_ready
 from kuberay.rehearsal.dashboard import SERVE_PATH, Dashboard
-from kuberay.rehearsal.image import ROOT
 from kuberay.rehearsal.pods import CLAIMS_IN_POD, Pod
 from kuberay.rehearsal.traffic import Load, Service
+from vision_core import onnx_model
+from vision_core.paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 STEADY_S = 10  # after recovering, the load must run this long without a failure
@@ -210,9 +211,6 @@ def pod_path(argv: list[str], mounts: dict[str, str]) -> list[str]:
 
 def ray_job(operator: Operator, job: dict) -> dict:
     """Step 6: the RayJob's own cluster, its submitter (K8sJobMode), and the job's result."""
-    from training import settings
-    from training.model import load_checkpoint
-
     cluster, head, workers, started = start_cluster(operator, job)
     for w in workers:  # K8sJobMode submits once the RayCluster is ready
         wait_ready(w, DEADLINE_S["pod"])
@@ -229,7 +227,7 @@ def ray_job(operator: Operator, job: dict) -> dict:
     except subprocess.TimeoutExpired:
         submitter.kill()
     info = Dashboard(f"http://{head.ip}:{dashboard_port(job)}", operator.token).job(job_id)
-    output = settings.parse_args(argv[3:]).output
+    output = argv[argv.index("--output") + 1]
     claim = Path(output).relative_to(CLAIMS_IN_POD).parts[0]
     on_host = operator.net.claim(claim, None) / Path(output).relative_to(
         f"{CLAIMS_IN_POD}/{claim}")
@@ -237,8 +235,8 @@ def ray_job(operator: Operator, job: dict) -> dict:
               "status": info.get("status"), "message": info.get("message"),
               "seconds": round(time.monotonic() - t, 1), "submitter_exit": submitter.proc.poll(),
               "checkpoint": None}
-    if on_host.exists():
-        _, meta = load_checkpoint(on_host)
+    if on_host.exists():  # training.train exports it: its metadata is readable without torch
+        _, meta = onnx_model.load(on_host)
         result["checkpoint"] = {"path": output, "dataset": meta["dataset"],
                                 "smoke_test": meta["train_config"]["smoke_test"]}
     if info.get("status") != "SUCCEEDED":
