@@ -11,14 +11,24 @@ from ray.serve import Application
 from serve_app.classifier import Classifier
 from serve_app.ingress import Ingress
 from serve_app.preprocess import Preprocess
+from serve_app.rollout import Rollout
 from serve_app.settings import AppArgs, resolve
+from serve_app.store import CANDIDATE, STABLE
 
 
 def build_app(args: AppArgs) -> Application:
-    """Ingress(Preprocess, {name: Classifier(spec)}): one Classifier class, bound per model."""
-    classifiers = {
-        name: Classifier.options(name=f"Classifier_{name}").bind(
-            name, str(resolve(spec.checkpoint)), args.chunk_size, args.classifier_threads)
-        for name, spec in args.models.items()
-    }
-    return Ingress.bind(Preprocess.bind(args.max_image_pixels), classifiers, args.model_dump())
+    """Ingress(Preprocess, per model a stable and a candidate Classifier, Rollout): one
+    Classifier class, bound per model and per role."""
+
+    def classifier(name: str, checkpoint: str | None, role: str):
+        deployment = f"Classifier_{name}" + ("" if role == STABLE else f"_{role}")
+        return Classifier.options(name=deployment).bind(
+            name, checkpoint, args.chunk_size, args.classifier_threads, role)
+
+    stable = {name: classifier(name, str(resolve(spec.checkpoint)), STABLE)
+              for name, spec in args.models.items()}
+    candidates = {name: classifier(name, None, CANDIDATE) for name in args.models}
+    rollout = Rollout.bind({name: spec.checkpoint for name, spec in args.models.items()},
+                           candidates)
+    return Ingress.bind(Preprocess.bind(args.max_image_pixels), stable, candidates, rollout,
+                        args.model_dump())

@@ -9,7 +9,9 @@ here. The Open Inference Protocol routes are a thin router over the same calls
 import asyncio
 import functools
 import hmac
+import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from ray.serve.metrics import Counter
 from serve_app import imaging, oip_routes
 from serve_app.errors import ApiError, install_handlers
 from serve_app.parsing import parse
+from serve_app.routing import CLIENT_KEY_HEADER, Router, keys_of
 from serve_app.schemas import (
     PREDICT_BODY,
     REST_ERRORS,
@@ -37,7 +40,8 @@ from serve_app.schemas import (
     prediction,
 )
 from serve_app.settings import AppArgs
-from vision_core.decision import pick
+from serve_app.store import CANDIDATE, STABLE
+from vision_core.decision import ARRAYS, pick
 
 # Small requests are prepared here instead of in Preprocess: up to 4 images of at most 320 x 320
 # pixels in all (a drawing from the page is 280 x 280), or up to 64 images already in dataset
@@ -48,6 +52,7 @@ DIRECT_MAX_IMAGES = 4
 DIRECT_MAX_PIXELS = 320 * 320
 DIRECT_MAX_DATASET_FORM = 64
 
+logger = logging.getLogger("ray.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
 
@@ -85,16 +90,42 @@ async def call(response):
     return result
 
 
+class NotServing(Exception):
+    """A candidate replica that serves no version now: the stable one answers instead."""
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _merge(n: int, parts: list[tuple[np.ndarray, dict | None]]) -> dict:
+    """Answers for subsets of a request's images (index arrays) put back in request order."""
+    given = [(idx, part) for idx, part in parts if part is not None and len(idx)]
+    first = given[0][1]
+    out = {k: np.empty((n, *first[k].shape[1:]), first[k].dtype) for k in ARRAYS}
+    reasons, versions = [None] * n, [None] * n
+    for idx, part in given:
+        for k in ARRAYS:
+            out[k][idx] = part[k]
+        for j, i in enumerate(idx.tolist()):
+            reasons[i], versions[i] = part["reasons"][j], part["versions"][j]
+    return {**out, "reasons": reasons, "versions": versions, "labels": first["labels"]}
+
+
 @serve.deployment
 @serve.ingress(app)
 class Ingress:
-    """Knows only its neighbours: the Preprocess handle and one Classifier handle per model."""
+    """Knows only its neighbours: the Preprocess handle, per model the Classifier handle of its
+    stable version and of its candidate slot, and the Rollout deployment that plans the split."""
 
     def __init__(self, preprocess: DeploymentHandle, classifiers: dict[str, DeploymentHandle],
+                 candidates: dict[str, DeploymentHandle], rollout: DeploymentHandle | None,
                  args: dict):
         self.args = AppArgs.model_validate(args)
         self.pre = preprocess
         self.classifiers = classifiers
+        self.candidates = candidates
+        self.router = Router(rollout)
         self._styles: dict[str, str] = {}  # model -> preprocessing style, from its checkpoint
         app.state.models = set(classifiers)  # for the 404-vs-405 decision in errors.py
         app.state.ingress = self  # for the OIP router's routes
@@ -134,23 +165,72 @@ class Ingress:
             return local
         return await call(self.pre.run.remote(blobs, style, want_png))
 
-    async def classify(self, model: str, pixels: np.ndarray) -> dict:
-        """Chunks go to the classifier concurrently, so replicas and batches share the work.
-        Per image: probabilities, accepted, margin and reason (vision_core.decision.decide)."""
+    async def classify(self, model: str, pixels: np.ndarray, keys: list[bytes]) -> dict:
+        """Per image: probabilities, accepted, margin and reason (vision_core.decision.decide),
+        and the version that answered. While a candidate is out, it answers its sticky share of
+        the images (routing.py); if it fails or is slower than the plan allows, the stable
+        version answers those images instead, so a bad candidate never fails a request."""
+        await self.router.start()
+        self.handle(model)
+        picked = self.router.to_candidate(model, keys)
+        if not picked.any():
+            return await self._answer(model, STABLE, pixels)
+        timeout = self.router.plan(model)["timeout_s"]
+        rest = np.flatnonzero(~picked)
+        tried, stable = await asyncio.gather(
+            self._try_candidate(model, pixels[picked], timeout),
+            self._answer(model, STABLE, pixels[rest]) if rest.size else _nothing())
+        if tried is None:  # the candidate failed: the stable version answers its share too
+            tried = await self._answer(model, STABLE, pixels[picked])
+        return _merge(len(pixels), [(np.flatnonzero(picked), tried), (rest, stable)])
+
+    async def _try_candidate(self, model: str, pixels: np.ndarray, timeout: float
+                             ) -> dict | None:
+        try:
+            return await asyncio.wait_for(self._answer(model, CANDIDATE, pixels), timeout)
+        except NotServing:  # a replica between versions: not the candidate's fault
+            return None
+        except Exception as err:  # whatever the candidate did, the client is not to see it
+            self.router.failed(model, CANDIDATE, len(pixels))
+            logger.warning("Ingress: candidate of %s failed on %d images (%s: %s)", model,
+                           len(pixels), type(err).__name__, err)
+            return None
+
+    async def _answer(self, model: str, role: str, pixels: np.ndarray) -> dict:
+        """One version's answers: chunks go to its classifier concurrently, so replicas and
+        batches share the work. Every call's size, declines and latency go into the signals
+        the rollout decides on."""
+        handle = self.classifiers[model] if role == STABLE else self.candidates[model]
         step = self.args.chunk_size
-        handle = self.handle(model)
-        parts = await asyncio.gather(*(call(handle.predict.remote(pixels[i:i + step]))
+
+        async def one(chunk: np.ndarray) -> dict:
+            start = time.perf_counter()
+            try:
+                out = await call(handle.predict.remote(chunk))
+            except Exception:
+                if role == STABLE:  # a candidate's failures are counted by _try_candidate
+                    self.router.failed(model, role, len(chunk))
+                raise
+            if out is None:  # a candidate replica that serves no version (yet)
+                raise NotServing(model)
+            self.router.answered(model, role, len(chunk), int((~out["accepted"]).sum()),
+                                 (time.perf_counter() - start) * 1000)
+            return out
+
+        parts = await asyncio.gather(*(one(pixels[i:i + step])
                                        for i in range(0, len(pixels), step)))
-        arrays = {k: np.concatenate([p[k] for p in parts])
-                  for k in ("probabilities", "accepted", "margin")}
+        arrays = {k: np.concatenate([p[k] for p in parts]) for k in ARRAYS}
         return {**arrays, "reasons": [r for p in parts for r in p["reasons"]],
-                "version": parts[0]["version"], "labels": parts[0]["labels"]}
+                "versions": [p["version"] for p in parts for _ in range(len(p["accepted"]))],
+                "labels": parts[0]["labels"]}
 
     @staticmethod
     def predictions(result: dict, pngs: list[str] | None) -> list[dict]:
-        """The answer's prediction objects for one classifier's result."""
+        """The answer's prediction objects for one classifier's result, each naming the version
+        that answered it."""
         rows = np.round(result["probabilities"].astype(np.float64), 6).tolist()
-        return [prediction(r, result["labels"], pngs[i] if pngs else None, result["reasons"][i])
+        return [{**prediction(r, result["labels"], pngs[i] if pngs else None,
+                              result["reasons"][i]), "model_version": result["versions"][i]}
                 for i, r in enumerate(rows)]
 
     @app.get("/", summary="The web page (HTML), or a JSON welcome with links")
@@ -182,7 +262,17 @@ class Ingress:
 
     @app.get("/models", response_model=list[ModelInfo], summary="The models and their versions")
     async def models(self) -> list[dict]:
-        return list(await asyncio.gather(*(self.info(m) for m in self.classifiers)))
+        """Each model's stable version, and its rollout: the candidate's version, its share of
+        the traffic and the rollout's state (GET /rollout has the whole story)."""
+        await self.router.start()
+        infos = await asyncio.gather(*(self.info(m) for m in self.classifiers))
+        return [{**i, "rollout": self.router.plan(i["name"])} for i in infos]
+
+    @app.get("/rollout", summary="Every model's rollout: state, candidate, window, steps")
+    async def rollout(self) -> dict:
+        if self.router.rollout is None:
+            raise ApiError(404, "not_found", "this app runs no Rollout deployment")
+        return await call(self.router.rollout.status.remote())
 
     # Declared before /{model}, which would otherwise take "classify" for a model name.
     @app.post("/classify", response_model=ClassifyPrediction | ClassifyResponse,
@@ -195,8 +285,10 @@ class Ingress:
         # Each model sees the image canonicalised its own way, and judges it.
         prepared = await asyncio.gather(
             *(self.prepare(m, images.blobs, images.return_image) for m in names))
+        keys = keys_of(images.blobs, request.headers.get(CLIENT_KEY_HEADER))
         results = dict(zip(names, await asyncio.gather(
-            *(self.classify(m, pixels) for m, (pixels, _) in zip(names, prepared, strict=True))),
+            *(self.classify(m, pixels, keys) for m, (pixels, _) in zip(names, prepared,
+                                                                        strict=True))),
             strict=True))
         answers = {m: self.predictions(results[m], pngs)
                    for m, (_, pngs) in zip(names, prepared, strict=True)}
@@ -204,8 +296,7 @@ class Ingress:
         for i, chosen in enumerate(pick(results)):
             # Declined by every model: the answer of the one that came closest, with model null.
             shown = chosen or max(names, key=lambda m: results[m]["margin"][i])
-            preds.append({**answers[shown][i], "model": chosen,
-                          "model_version": results[shown]["version"]})
+            preds.append({**answers[shown][i], "model": chosen})
         # A JSONResponse, not the response_model: "model": null is part of the answer.
         return JSONResponse({"predictions": preds} if images.many else preds[0])
 
@@ -218,7 +309,12 @@ class Ingress:
         self.handle(model)  # 404 before reading a body for a model that does not exist
         images = await parse(request, self.args.max_body_bytes, self.args.max_images_per_request)
         pixels, pngs = await self.prepare(model, images.blobs, images.return_image)
-        result = await self.classify(model, pixels)
+        keys = keys_of(images.blobs, request.headers.get(CLIENT_KEY_HEADER))
+        result = await self.classify(model, pixels, keys)
         preds = self.predictions(result, pngs)
-        head = {"model": model, "model_version": result["version"]}
-        return {**head, "predictions": preds} if images.many else {**head, **preds[0]}
+        if not images.many:
+            return {"model": model, **preds[0]}
+        # Every prediction names its version (they differ while a candidate is out); the head
+        # names the one that answered most of them.
+        most = max(set(result["versions"]), key=result["versions"].count)
+        return {"model": model, "model_version": most, "predictions": preds}

@@ -12,6 +12,7 @@ from fastapi import Path as Path_
 from serve_app import oip
 from serve_app.errors import OIP_PREFIX, ApiError
 from serve_app.parsing import read_body
+from serve_app.routing import CLIENT_KEY_HEADER, keys_of
 from serve_app.schemas import OIP_ERRORS, OIP_INFER_BODY, OipErrorResponse
 
 router = APIRouter(prefix=OIP_PREFIX, tags=["Open Inference Protocol"])
@@ -106,6 +107,10 @@ async def _infer(request: Request, ingress, name: str, version: str | None) -> d
     pixels = inputs.pixels
     if pixels is None:
         pixels, _ = await ingress.prepare(name, inputs.images)
-    result = await ingress.classify(name, pixels)
-    return oip.infer_response(name, result["version"], result["probabilities"],
+    # The protocol's answer names one version, so a request meets one: the client's key, else
+    # its first image's bytes, decides (routing.py).
+    first = inputs.images[0] if inputs.images else pixels[0].tobytes()
+    key = keys_of([first], request.headers.get(CLIENT_KEY_HEADER))
+    result = await ingress.classify(name, pixels, key * len(pixels))
+    return oip.infer_response(name, result["versions"][0], result["probabilities"],
                               result["labels"], inputs, result["accepted"])

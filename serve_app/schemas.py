@@ -31,19 +31,30 @@ class Prediction(BaseModel):
                           "the model's kind (out_of_domain); absent when accepted")
 
 
+VERSION_DOC = ("the version that answered: first 12 hex of its checkpoint's sha256 (while a "
+               "candidate is out, images of one request may meet different versions)")
+
+
 class PredictResponse(Prediction):
     """Answer to a one-image request."""
 
     model: str
-    model_version: str = Field(description="first 12 hex of the checkpoint's sha256")
+    model_version: str = Field(description=VERSION_DOC)
+
+
+class BatchPrediction(Prediction):
+    """One image of a many-image answer."""
+
+    model_version: str = Field(description=VERSION_DOC)
 
 
 class BatchResponse(BaseModel):
     """Answer to a many-image request, predictions in request order."""
 
     model: str
-    model_version: str
-    predictions: list[Prediction]
+    model_version: str = Field(description="the version that answered most of the images; "
+                                           "each prediction names its own")
+    predictions: list[BatchPrediction]
 
 
 class ClassifyPrediction(Prediction):
@@ -51,7 +62,7 @@ class ClassifyPrediction(Prediction):
 
     model: str | None = Field(description="the model that accepted the image (the one most "
                                           "sure it is of its kind); null when none did")
-    model_version: str
+    model_version: str = Field(description=VERSION_DOC)
 
 
 class ClassifyResponse(BaseModel):
@@ -78,6 +89,18 @@ class OutOfDomain(BaseModel):
     blank_contrast: int = Field(description="below this ink contrast (0-255) an image is blank")
 
 
+class RolloutPlan(BaseModel):
+    """What the ingress follows for one model now (the Rollout deployment's plan)."""
+
+    state: Literal["none", "loading", "canary", "promoted", "rolled_back", "rejected",
+                   "unknown"] = Field(description="unknown: the plan could not be refreshed, "
+                                                  "so every image goes to the stable version")
+    candidate: str | None = Field(description="the candidate's version while it gets traffic")
+    traffic: float = Field(description="the candidate's share of the model's traffic, 0..1")
+    timeout_s: float = Field(description="a candidate slower than this is an error; the "
+                                         "stable version answers instead")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -94,6 +117,7 @@ class ModelInfo(BaseModel):
     out_of_domain: OutOfDomain
     declined_message: str = Field(description="what clients show instead of a label when this "
                                               "model declines an image")
+    rollout: RolloutPlan = Field(description="the model's rollout: GET /rollout has its steps")
 
 
 def prediction(probs: list[float], labels: list[str], image: str | None = None,

@@ -54,3 +54,44 @@ class ClassifierConfig(BaseModel):
     adaptive_batch_wait: bool = Field(
         True, description="no wait for a lone request (false: always wait)")
     checkpoint: str | None = Field(None, description="set to hot-swap the model")
+
+
+class CandidateSpec(BaseModel):
+    """A candidate version of one model: its checkpoint and the share of traffic it gets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str
+    traffic: float = Field(0.1, ge=0, le=1, description="share of the model's traffic, 0..1")
+
+
+class RolloutConfig(BaseModel):
+    """The Rollout deployment's `user_config`: the candidates out now, and the rule that promotes
+    or rolls them back (docs/architecture.md#rolling-out-a-new-model). Changing it is an
+    in-place update: no replica restarts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidates: dict[str, CandidateSpec] = Field(
+        default_factory=dict, description="model -> its candidate; empty: no rollout")
+    min_requests: int = Field(
+        500, ge=1, description="images the candidate answers before the decision")
+    max_error_rate_increase: float = Field(
+        0.01, ge=0, le=1, description="candidate's error rate minus the stable one's, at most")
+    max_decline_rate_increase: float = Field(
+        0.05, ge=0, le=1, description="candidate's decline rate minus the stable one's, at most")
+    max_p95_ratio: float = Field(1.5, ge=1, description="candidate's p95 latency / stable's")
+    p95_slack_ms: float = Field(
+        20.0, ge=0, description="p95 differences below this are noise, whatever the ratio")
+    max_accuracy_drop: float = Field(
+        0.0, ge=0, le=1, description="stable's accuracy on labelled feedback minus the "
+                                     "candidate's, at most (judged once both have min_feedback)")
+    min_feedback: int = Field(
+        50, ge=1, description="labelled feedback per version before its accuracy counts")
+    abort_after_errors: int = Field(
+        20, ge=1, description="candidate errors that roll it back at once, before min_requests")
+    gate_margin: float = Field(
+        0.03, ge=0, le=1, description="at load, accuracy on the bundled gate set must be at "
+                                      "least the checkpoint's recorded test accuracy minus this")
+    candidate_timeout_s: float = Field(
+        5.0, gt=0, description="a candidate slower than this is an error; stable answers")

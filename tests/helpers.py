@@ -244,6 +244,46 @@ def resaved_mnist(path: Path, note: str) -> str:
     return sha
 
 
+def candidate_checkpoint(folder: Path, kind: str) -> str:
+    """A candidate version of the served digit model, exported, for rollout tests:
+    - "good": the same weights and detector in a new file (a new version that is no worse);
+    - "random": fresh random weights, claiming the served model's test accuracy;
+    - "permuted": the served weights with the output classes rotated, as if trained on labels
+      shifted by one (every answer is wrong, confidently);
+    - "overeager": the served weights with the detector's threshold at the median score of
+      in-domain images, so it declines about half of what users send. Its accuracy is the served
+      model's: it passes the gate, and only live traffic shows it is worse.
+    """
+    import torch
+
+    from training.export import export
+    from training.model import Net, load_checkpoint, save_checkpoint
+    from vision_core.decision import ood_score
+    from vision_core.paths import resolve
+    from vision_core.registry import MODELS
+
+    model, meta = load_checkpoint(resolve(MODELS["mnist"].checkpoint))
+    keep = {k: meta[k] for k in ("test_accuracy", "ood")}
+    if kind == "random":
+        torch.manual_seed(0)
+        model = Net(**meta["model_args"])
+    elif kind == "permuted":
+        last = model.head[-1]
+        with torch.no_grad():
+            last.weight.copy_(last.weight.roll(1, dims=0))
+            last.bias.copy_(last.bias.roll(1, dims=0))
+    elif kind == "overeager":
+        from training.model import features_and_logits
+
+        gate = np.load(resolve(MODELS["mnist"].gate_set))
+        scores = ood_score(meta["ood"], features_and_logits(model, meta, gate["pixels"])[0].numpy())
+        keep["ood"] = {**meta["ood"], "threshold": float(np.median(scores))}
+    path = folder / f"mnist_{kind}.pt"
+    save_checkpoint(path, model, meta["model_args"], "mnist", note=f"{kind} candidate", **keep)
+    export(path)
+    return str(path)
+
+
 # --- Monitoring config (config/monitoring/) ---
 
 MONITORING = ROOT / "config" / "monitoring"

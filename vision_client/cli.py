@@ -222,9 +222,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def rollout_lines(body: dict) -> list[str]:
+    """`vision-ai rollout status` as text: per model its state, the candidate, the window and
+    each step of the rollout, oldest first."""
+    lines = []
+    for name, r in body["models"].items():
+        cand = r.get("candidate") or {}
+        head = f"{name:<8} {r['state']}"
+        if cand:
+            head += (f"  candidate {cand['version']} at {cand['traffic']:.0%} against "
+                     f"{r.get('stable_version')}")
+        lines.append(head + (f"  ({r['progress']})" if r.get("progress") else ""))
+        for role, w in (r.get("window") or {}).items():
+            p95 = "-" if w["p95_ms"] is None else f"{w['p95_ms']} ms"
+            lines.append(f"         {role:<9} {w['answered']} answered, errors "
+                         f"{w['error_rate']:.1%}, declined {w['decline_rate']:.1%}, p95 {p95}")
+        for e in r.get("events") or []:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["t"]))
+            lines.append(f"         {when} {e['event']}: {e['detail']}")
+    return lines
+
+
 def cmd_get(args: argparse.Namespace) -> int:
-    """`models` and `health`: GET one endpoint and show its JSON."""
-    path = {"models": "/models", "health": "/healthz"}[args.command]
+    """`models`, `health` and `rollout status`: GET one endpoint and show its JSON."""
+    path = {"models": "/models", "health": "/healthz", "rollout": "/rollout"}[args.command]
     resp = send(_session(args.api_key), "GET", args.url + path, args.timeout)
     if not resp.ok:
         error = _error(resp)
@@ -235,10 +256,14 @@ def cmd_get(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2))
     elif args.command == "health":
         print("ok: " + ", ".join(f"{m} {v}" for m, v in body["models"].items()))
+    elif args.command == "rollout":
+        print("\n".join(rollout_lines(body)))
     else:
         for m in body:
             acc = f"{m['test_accuracy']:.2%}" if m.get("test_accuracy") is not None else "-"
-            print(f"{m['name']:<8} {m['version']}  {m['dataset']:<14} accuracy {acc}")
+            plan = m.get("rollout") or {}
+            out = f" rollout {plan['state']}" if plan.get("state") not in (None, "none") else ""
+            print(f"{m['name']:<8} {m['version']}  {m['dataset']:<14} accuracy {acc}{out}")
     return 0
 
 
@@ -260,6 +285,9 @@ def parser() -> argparse.ArgumentParser:
     pred.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     sub.add_parser("models", parents=[common], help="list the served models")
     sub.add_parser("health", parents=[common], help="check that every model is loaded")
+    roll = sub.add_parser("rollout", parents=[common],
+                          help="each model's rollout: candidate, share, window and steps")
+    roll.add_argument("action", choices=["status"], help="status: show it")
     return top
 
 

@@ -13,6 +13,9 @@ import numpy as np
 
 from vision_core.formats import OOD_ARRAYS
 
+# The per-image arrays of `decide`'s answer (beside the per-image "reasons" list).
+ARRAYS = ("probabilities", "accepted", "margin")
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -23,6 +23,12 @@ class ModelEntry:
     checkpoint: str  # the served checkpoint, relative to the project root
     declined_message: str  # what the page and the CLI show instead of a label
 
+    @property
+    def gate_set(self) -> str:
+        """The labelled images a candidate version must classify at load (training/gate_set.py
+        writes them; serve_app/gate.py checks them), relative to the project root."""
+        return f"models/gate/{self.name}.npz"
+
 
 MODELS: dict[str, ModelEntry] = {m.name: m for m in (
     ModelEntry("mnist", "MNIST", tuple(str(i) for i in range(10)), 0.1307, 0.3081, "digit",

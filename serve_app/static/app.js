@@ -117,12 +117,22 @@ async function loadModels() {
   showModel();
 }
 
+// A rollout in words, from GET /models' `rollout` (GET /rollout has every step).
+const ROLLOUT = {
+  loading: (r) => "A new version is loading and must pass its gate before it gets any traffic.",
+  canary: (r) => `A new version, ${r.candidate}, answers ${Math.round(100 * r.traffic)}% of requests while it is compared with this one.`,
+  promoted: () => "A new version was just promoted.",
+  rolled_back: () => "A new version was tried and rolled back: this one still answers.",
+  rejected: () => "A new version failed its gate and was never used.",
+};
+
 function showModel() {
   const m = models[model()];
   const acc = m?.test_accuracy == null ? "" : `, test accuracy ${(100 * m.test_accuracy).toFixed(2)}%`;
+  const rollout = m?.rollout && ROLLOUT[m.rollout.state] ? " " + ROLLOUT[m.rollout.state](m.rollout) : "";
   $("model-info").textContent = model() === "classify"
     ? "Each image goes to the model that recognises it as its kind."
-    : m ? `Version ${m.version}${acc}.` : "";
+    : m ? `Version ${m.version}${acc}.${rollout}` : "";
 }
 
 for (const radio of document.querySelectorAll('input[name="model"]')) {

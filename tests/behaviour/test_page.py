@@ -179,3 +179,22 @@ def test_upload_a_golden_digit(page, serve_url, traffic):
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(shot, README_SHOT)  # the README's picture of the page
     check_clean(traffic, serve_url)
+
+
+def test_the_model_panel_says_when_a_new_version_is_being_tried(browser, serve_url) -> None:
+    """GET /models' rollout in words (answered here by the page's own route, as the real one
+    would during a rollout)."""
+    models = requests.get(f"{serve_url}/models", timeout=30).json()
+    for m in models:
+        m["rollout"] = {"state": "canary", "candidate": "0123456789ab", "traffic": 0.1,
+                        "timeout_s": 5.0}
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.route("**/models", lambda route: route.fulfill(json=models))
+    page.goto(f"{serve_url}/")
+    info = page.locator("#model-info")
+    info.wait_for()
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('0123')")
+    assert "A new version, 0123456789ab, answers 10% of requests" in info.text_content()
+    context.close()

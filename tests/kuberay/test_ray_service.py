@@ -98,7 +98,10 @@ def test_replicas_fit_the_workers_by_cpu_and_memory(ray_service: dict) -> None:
     worker_memory, worker_cpus = int(params["memory"]), quantity(limits["cpu"])
 
     def reserved(key: str, replicas: str) -> float:
-        return sum(d["ray_actor_options"][key] * d["autoscaling_config"][replicas]
+        """A fixed-size deployment (num_replicas) counts the same at both ends."""
+        return sum(d["ray_actor_options"][key] * (d["autoscaling_config"][replicas]
+                                                  if "autoscaling_config" in d
+                                                  else d["num_replicas"])
                    for d in deployments)
 
     assert all(d["ray_actor_options"].get("memory") for d in deployments)

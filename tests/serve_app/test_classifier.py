@@ -100,7 +100,7 @@ def test_a_good_swap_clears_the_flag_and_retires_the_old_version(clf, tmp_path) 
 
 def test_the_gauges_are_set_again_while_the_classifier_lives(clf, monkeypatch) -> None:
     """Ray forgets a gauge not set within two metric reports; a thread sets them anew."""
-    monkeypatch.setattr(classifier_module, "GAUGE_REFRESH_S", 0.05)
+    monkeypatch.setattr(classifier_module, "REFRESH_S", 0.05)
     before = set(threading.enumerate())
     clf = new_classifier()
     (thread,) = set(threading.enumerate()) - before

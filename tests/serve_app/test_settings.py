@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from serve_app.settings import AppArgs, ClassifierConfig
+from serve_app.settings import AppArgs, ClassifierConfig, RolloutConfig
 from vision_core.serve_config import app, load
 
 
@@ -22,6 +22,19 @@ def test_classifier_defaults_are_each_classifiers_user_config() -> None:
     for d in classifiers:
         assert set(d["user_config"]) == set(ClassifierConfig.model_fields), d["name"]
         assert ClassifierConfig.model_validate(d["user_config"]) == ClassifierConfig(), d["name"]
+
+
+def test_rollout_defaults_are_the_rollout_deployments_user_config() -> None:
+    (rollout,) = [d for d in app(load())["deployments"] if d["name"] == "Rollout"]
+    assert set(rollout["user_config"]) == set(RolloutConfig.model_fields)
+    assert RolloutConfig.model_validate(rollout["user_config"]) == RolloutConfig()
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_candidates_share_outside_0_to_1_is_refused(share) -> None:
+    with pytest.raises(ValidationError, match="traffic"):
+        RolloutConfig.model_validate({"candidates": {"mnist": {"checkpoint": "x.pt",
+                                                               "traffic": share}}})
 
 
 def test_unknown_or_invalid_settings_are_refused() -> None:

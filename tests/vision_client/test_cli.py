@@ -203,6 +203,32 @@ def test_unknown_model_is_one_line_with_the_service_message(capsys, serve_url):
 
 
 @pytest.mark.ray
+def test_rollout_status_shows_each_model_its_candidate_window_and_steps(capsys, serve_url):
+    code, out, _ = run(capsys, "rollout", "status", "--url", serve_url)
+    assert code == 0 and out.splitlines()[0].split() == ["mnist", "none"]
+    code, out, _ = run(capsys, "rollout", "status", "--url", serve_url, "--json")
+    assert code == 0 and set(json.loads(out)["models"]) == {"mnist", "fmnist"}
+
+
+def test_a_rollout_in_text():
+    """What a rollout in progress looks like (the body GET /rollout answers)."""
+    body = {"models": {"fmnist": {
+        "state": "canary", "stable_version": "713cb90915c3", "progress": "120 of 500 answers",
+        "candidate": {"version": "0123456789ab", "traffic": 0.1},
+        "window": {"stable": {"answered": 1080, "error_rate": 0.0, "decline_rate": 0.021,
+                              "p95_ms": 9.4},
+                   "candidate": {"answered": 120, "error_rate": 0.0, "decline_rate": 0.025,
+                                 "p95_ms": None}},
+        "events": [{"t": 0, "event": "started", "detail": "candidate 0123456789ab"},
+                   {"t": 1, "event": "gate_passed", "detail": "gate passed: 93.40% right"}]}}}
+    text = "\n".join(client.rollout_lines(body))
+    assert text.splitlines()[0] == ("fmnist   canary  candidate 0123456789ab at 10% against "
+                                    "713cb90915c3  (120 of 500 answers)")
+    assert "stable    1080 answered, errors 0.0%, declined 2.1%, p95 9.4 ms" in text
+    assert "candidate 120 answered, errors 0.0%, declined 2.5%, p95 -" in text
+    assert "gate_passed: gate passed: 93.40% right" in text.splitlines()[-1]
+
+
 def test_health_and_models(capsys, serve_url):
     code, out, _ = run(capsys, "health", "--url", serve_url)
     assert code == 0 and out.startswith("ok: ") and "mnist" in out and "fmnist" in out

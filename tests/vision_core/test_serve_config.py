@@ -17,13 +17,21 @@ def test_anchors_expand_to_every_deployment_and_serve_accepts_the_file() -> None
     config = serve_config.load()
     ServeDeploySchema.model_validate(config)
     deployments = serve_config.app(config)["deployments"]
-    assert [d["name"] for d in deployments] == \
-        ["Ingress", "Preprocess", "Classifier_mnist", "Classifier_fmnist"]
+    by_name = {d["name"]: d for d in deployments}
+    assert list(by_name) == ["Ingress", "Preprocess", "Classifier_mnist", "Classifier_fmnist",
+                             "Classifier_mnist_candidate", "Classifier_fmnist_candidate",
+                             "Rollout"]
     for d in deployments:  # the shared block reached each one
         assert d["health_check_period_s"] == 5 and d["max_queued_requests"] == 256
-        assert d["autoscaling_config"]["min_replicas"] == 1
-    mnist, fmnist = deployments[2:]
-    assert {**mnist, "name": "x"} == {**fmnist, "name": "x"}  # one classifier block, bound twice
+    for name in ("Ingress", "Preprocess", "Classifier_mnist", "Classifier_fmnist"):
+        assert by_name[name]["autoscaling_config"]["min_replicas"] == 1
+    def same(a: str, b: str, **but) -> bool:
+        return {**by_name[a], "name": "x", **but} == {**by_name[b], "name": "x", **but}
+    assert same("Classifier_mnist", "Classifier_fmnist")  # one classifier block, bound twice
+    assert same("Classifier_mnist_candidate", "Classifier_fmnist_candidate")
+    # A candidate slot is a classifier that scales to zero between rollouts.
+    assert same("Classifier_mnist", "Classifier_mnist_candidate", autoscaling_config=None)
+    assert by_name["Classifier_mnist_candidate"]["autoscaling_config"]["min_replicas"] == 0
 
 
 def test_for_host_changes_only_the_http_options_asked_for() -> None:
