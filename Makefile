@@ -6,7 +6,7 @@ DATA_DIR  ?= data
 SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
-.PHONY: install test serve monitor lint data train bench bench-train realistic ood ood-fit export clean sync-kuberay scan k8s-validate
+.PHONY: install test serve monitor lint data train bench bench-train realistic ood ood-fit export clean sync-kuberay scan k8s-validate image
 
 install: $(STAMP)
 
@@ -42,6 +42,14 @@ serve: install
 	PATH="$(abspath $(BIN)):$$PATH" RAY_PROMETHEUS_HOST=$(RAY_PROMETHEUS_HOST) \
 	  RAY_PROMETHEUS_NAME=$(RAY_PROMETHEUS_NAME) RAY_GRAFANA_HOST=$(RAY_GRAFANA_HOST) \
 	  serve run config/serve.yaml
+
+# The container image with docker or podman, whichever is here: Ray's upstream base where it can
+# be pulled, the local stand-in built from Debian's packages otherwise (docs/standin-base.md);
+# prints the tag and size. TARGET=train builds the RayJob's image (CPU torch). Standard library
+# only: no venv needed.
+TARGET ?= serve
+image:
+	$(PY) -m container.build --target $(TARGET)
 
 # Prometheus with the project's config and alert rules (config/monitoring/), scraping every node of
 # the local Ray session through Ray's service-discovery file. Debian's `prometheus` package; other

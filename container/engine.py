@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -37,9 +38,26 @@ class Engine:
     def size_bytes(self, image: str) -> int:
         return int(self("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
 
+    def health(self, container: str) -> str:
+        """The HEALTHCHECK's verdict: "starting", "healthy" or "unhealthy". Docker runs the check
+        on its interval; podman runs it from systemd timers, which a machine without systemd
+        lacks, so it is asked to run the check once first."""
+        if self.name == "podman":
+            self("healthcheck", "run", container, check=False, timeout=60)
+        return self("inspect", "--format", "{{.State.Health.Status}}", container).stdout.strip()
+
+    def memory_bytes(self, container: str) -> int:
+        """The container's memory use as `stats` shows it (cgroup usage less the page cache)."""
+        shown = self("stats", "--no-stream", "--format", "{{.MemUsage}}", container).stdout
+        return parse_bytes(shown.split("/")[0])
+
     def run_argv(self, *args: str) -> list[str]:
         """`<engine> run <this machine's flags> <args>` as an argv list."""
         return [*self.argv, "run", *self.run_flags, *args]
+
+    def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """`<engine> run <this machine's flags> <args>`."""
+        return self("run", *self.run_flags, *args, **kwargs)
 
     def build(self, context: Path, tag: str, *, file: Path | None = None,
               target: str | None = None, build_args: dict[str, str] | None = None,
@@ -61,6 +79,16 @@ class Engine:
             subprocess.run(["nice", "-n", "10", *self.argv, *args, *secrets, str(context)],
                            check=True)
         return time.monotonic() - t0
+
+
+UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """"1.455GB" (podman) or "1.4GiB" (docker) as a number of bytes."""
+    number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text).groups()
+    return round(float(number) * UNITS[unit.lower() or "b"])
 
 
 @contextlib.contextmanager
