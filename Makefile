@@ -45,11 +45,11 @@ serve: install
 
 # The container image with docker or podman, whichever is here: Ray's upstream base where it can
 # be pulled, the local stand-in built from Debian's packages otherwise (docs/standin-base.md);
-# prints the tag and size. TARGET=train builds the RayJob's image (CPU torch). Standard library
-# only: no venv needed.
+# prints the tag and size. TARGET=train builds the RayJob's image (CPU torch; TORCH_INDEX=URL
+# takes torch from another index). Standard library only: no venv needed.
 TARGET ?= serve
 image:
-	$(PY) -m container.build --target $(TARGET)
+	$(PY) -m container.build --target $(TARGET) $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX))
 
 # Prometheus with the project's config and alert rules (config/monitoring/), scraping every node of
 # the local Ray session through Ray's service-discovery file. Debian's `prometheus` package; other
@@ -117,10 +117,13 @@ scan: $(SCAN_VENV)/bin/checkov
 	$(CHECKOV) --framework kubernetes -d kuberay
 
 # Play the KubeRay operator's part against a real multi-node Ray cluster in network namespaces,
-# started from kuberay/*.yaml (needs root and iproute2; kuberay/README.md, "Rehearsal").
+# started from kuberay/*.yaml (needs root and iproute2; kuberay/README.md, "Rehearsal"). Each pod
+# runs its manifest's image as a container where podman can (building it as `make image` does),
+# else the venv, saying so; PODS=venv runs every pod from the venv.
 .PHONY: rehearse
+PODS ?= image
 rehearse: install
-	$(BIN)/python -m kuberay.rehearse --report test-artifacts/rehearsal.json
+	$(BIN)/python -m kuberay.rehearse --report test-artifacts/rehearsal.json --pods $(PODS)
 
 # serveConfigV2 in kuberay/ray-service.yaml is generated from config/serve.yaml.
 sync-kuberay: install

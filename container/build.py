@@ -2,7 +2,7 @@
 can be pulled and on the local stand-in otherwise (saying which in one line), then print its tag
 and size. `--target train` builds the training image (CPU torch, for the RayJob).
 
-    python3 -m container.build [--target serve|train] [--base IMAGE]
+    python3 -m container.build [--target serve|train] [--base IMAGE] [--torch-index URL]
 """
 
 from __future__ import annotations
@@ -79,16 +79,16 @@ def choose_base(engine: Engine) -> tuple[str, str]:
 
 
 def build(engine: Engine, target: str = "serve", base: str | None = None,
-          no_cache: bool = False) -> dict:
+          no_cache: bool = False, torch_index: str | None = None) -> dict:
     """Build one target; what `make image` prints, as data (the tests and the rehearsal use it)."""
-    line = f"base: {base} (given)"
-    if base is None:
+    if base is None:  # else the caller chose, and said so
         base, line = choose_base(engine)
-    print(line, flush=True)
+        print(line, flush=True)
     tag = image_tag(target)
-    seconds = engine.build(ROOT, tag, file=DOCKERFILE, target=target,
-                           build_args={"BASE_IMAGE": base}, no_cache=no_cache)
-    return {"tag": tag, "target": target, "base": base, "base_line": line,
+    build_args = {"BASE_IMAGE": base, **({"TORCH_INDEX": torch_index} if torch_index else {})}
+    seconds = engine.build(ROOT, tag, file=DOCKERFILE, target=target, build_args=build_args,
+                           no_cache=no_cache)
+    return {"tag": tag, "target": target, "base": base,
             "engine": engine.name, "seconds": round(seconds, 1),
             "size_mb": round(engine.size_bytes(tag) / 1e6)}
 
@@ -98,19 +98,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=TARGETS, default="serve")
     parser.add_argument("--base", help="build on this image (skips the upstream/stand-in choice)")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    parser.add_argument("--torch-index", help="the wheel index torch comes from (train target; "
+                        "default: the Dockerfile's, PyTorch's CPU index)")
     args = parser.parse_args(argv)
     engine, why = find()
     if engine is None:
         print(f"make image: {why}", file=sys.stderr)
         return 1
+    if args.base:
+        print(f"base: {args.base} (given)", flush=True)
     try:
-        result = build(engine, args.target, args.base, args.no_cache)
+        result = build(engine, args.target, args.base, args.no_cache, args.torch_index)
     except standin.Unavailable as err:
         print(f"make image: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
-        print(f"make image: {engine.name} failed ({err.returncode}): {' '.join(err.cmd[:6])} ...",
-              file=sys.stderr)
+        print(f"make image: {engine.name} build failed with exit code {err.returncode} (its "
+              "output above says why)", file=sys.stderr)
+        if args.target == "train" and not args.torch_index:
+            print(f"make image: the train target takes torch from {dockerfile_arg('TORCH_INDEX')}"
+                  " only; where that is out of reach, TORCH_INDEX=https://pypi.org/simple takes "
+                  "PyPI's Linux torch instead (a CUDA build, about 6.8 GB of image)",
+                  file=sys.stderr)
         return 1
     print(f"{result['tag']}  {result['size_mb']} MB  (built with {engine.name} in "
           f"{result['seconds']:.0f} s)")

@@ -64,7 +64,8 @@ class Engine:
               no_cache: bool = False) -> float:
         """Build `tag` from `context`, its output streamed to ours; the seconds it took. The
         host's pip certificate and index reach RUN steps as build secrets, never as layers."""
-        args = ["build", "-t", tag, *(["-f", str(file)] if file else []),
+        # --force-rm: a failed build leaves no intermediate container behind either.
+        args = ["build", "--force-rm", "-t", tag, *(["-f", str(file)] if file else []),
                 *(["--target", target] if target else [])]
         for key, value in (build_args or {}).items():
             args += ["--build-arg", f"{key}={value}"]

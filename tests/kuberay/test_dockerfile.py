@@ -58,12 +58,13 @@ def test_the_serve_target_installs_no_torch(dockerfile_stages) -> None:
     assert not [d for d in PYPROJECT["dependencies"] if re.match(r"torch|ray\[.*train", d)]
 
 
-def test_the_train_target_adds_the_train_extra_from_the_cpu_wheel_index(dockerfile_stages
-                                                                         ) -> None:
+def test_the_train_target_takes_torch_from_the_cpu_wheel_index_only(dockerfile_stages) -> None:
     base, extra = pip_installs(dockerfile_stages["train"])
     assert "['project']['dependencies']" in base
     assert "['project']['optional-dependencies']['train']" in extra
-    assert '--extra-index-url "${TORCH_INDEX}"' in extra
+    # torch alone from TORCH_INDEX (no PyPI fallback to its CUDA build), then the rest.
+    assert 'pip install --no-cache-dir --index-url "${TORCH_INDEX}" -r /tmp/torch.txt' in extra
+    assert "--extra-index-url" not in extra
     assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu" in instructions(
         dockerfile_stages["train"], "ARG")
     assert any(re.match(r"torch==", d) for d in PYPROJECT["optional-dependencies"]["train"])
