@@ -71,16 +71,19 @@ RUN python -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c["http_
 # ---- train: the RayJob's image: the app plus torch (CPU build) and the rest of training's needs
 FROM base AS train
 
-# The CPU wheel index serves torch==2.14.1+cpu (about 200 MB); PyPI's Linux torch pulls CUDA
-# (GBs). Before the code, so that a code change reuses this layer too.
+# torch and torchvision from TORCH_INDEX alone, so the build fails where the CPU wheel index is out
+# of reach instead of taking PyPI's Linux torch (a CUDA build: GBs). Then the rest of the `train`
+# extra from the usual index. Before the code, so that a code change reuses these layers.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+LABEL vision-ai.torch-index="${TORCH_INDEX}"
 USER 1000:100
 RUN --mount=type=secret,id=pip_cert,mode=0444 --mount=type=secret,id=pip_index_url,mode=0444 \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
  && if [ -s /run/secrets/pip_index_url ]; then export PIP_INDEX_URL="$(cat /run/secrets/pip_index_url)"; fi \
- && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['train']))" > /tmp/requirements.txt \
- && pip install --no-cache-dir --extra-index-url "${TORCH_INDEX}" -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+ && python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['train']; torch = [d for d in deps if d.startswith('torch')]; open('/tmp/torch.txt', 'w').write('\n'.join(torch)); open('/tmp/requirements.txt', 'w').write('\n'.join(d for d in deps if d not in torch))" \
+ && pip install --no-cache-dir --index-url "${TORCH_INDEX}" -r /tmp/torch.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && rm /tmp/torch.txt /tmp/requirements.txt
 USER root
 COPY --from=app /home/ray/app/ /home/ray/app/
 # The base image's user `ray`, numeric so Kubernetes' runAsNonRoot can verify it;
