@@ -55,18 +55,19 @@ CMD ["bash", "-c", "python container/preflight.py config/serve.container.yaml &&
 # ---- app: what serving reads, owned by root: the service can read but not rewrite it
 FROM base AS app
 
-# Not pip-installed: serve_app.settings resolves models/... against this folder (PYTHONPATH).
+# The torch-free core and the service; not pip-installed: vision_core.paths resolves models/...
+# against this folder (PYTHONPATH). training/ is the train target's alone.
+COPY vision_core/ vision_core/
 COPY serve_app/ serve_app/
-COPY training/ training/
 COPY config/ config/
 COPY models/ models/
 COPY container/preflight.py container/preflight.py
-RUN python -m compileall -q serve_app training
+RUN python -m compileall -q vision_core serve_app
 
 # Serve must listen on all interfaces in a container, and config/serve.yaml binds 127.0.0.1 for
-# local runs (serve run has no host flag). Derive the container's copy; only http_options.host
-# differs (tests/kuberay/test_dockerfile.py runs this line and checks that).
-RUN python -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c["http_options"]["host"] = "0.0.0.0"; yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' config/serve.yaml config/serve.container.yaml
+# local runs (serve run has no host flag). The container's copy is derived by the same code as
+# every other copy (vision_core/serve_config.py); only http_options.host differs.
+RUN python -m vision_core.serve_config --host 0.0.0.0 config/serve.container.yaml
 
 # ---- train: the RayJob's image: the app plus torch (CPU build) and the rest of training's needs
 FROM base AS train
@@ -86,6 +87,8 @@ RUN --mount=type=secret,id=pip_cert,mode=0444 --mount=type=secret,id=pip_index_u
  && rm /tmp/torch.txt /tmp/requirements.txt
 USER root
 COPY --from=app /home/ray/app/ /home/ray/app/
+COPY training/ training/
+RUN python -m compileall -q training
 # The base image's user `ray`, numeric so Kubernetes' runAsNonRoot can verify it;
 # the manifests pin the same uid and gid.
 USER 1000:100

@@ -6,7 +6,12 @@ DATA_DIR  ?= data
 SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
-.PHONY: install test serve monitor lint data train bench bench-train realistic ood ood-fit export clean sync-kuberay scan k8s-validate image
+.PHONY: install test serve monitor lint data train ood-fit export cards ood realistic bench \
+        bench-train clean scan k8s-validate rehearse sync-kuberay image
+
+# Every registered model's checkpoint (vision_core/registry.py, the one list of the models).
+CHECKPOINTS := $(shell $(PY) -c 'from vision_core.registry import MODELS; \
+                 print(*(m.checkpoint for m in MODELS.values()))')
 
 install: $(STAMP)
 
@@ -75,27 +80,29 @@ data:
 train: install data
 	$(BIN)/python -m training.train mnist --data-dir $(DATA_DIR)
 	$(BIN)/python -m training.train fmnist --init models/mnist_cnn.pt --data-dir $(DATA_DIR)
-	$(MAKE) ood-fit ood
+	$(MAKE) ood-fit cards
 
-# Fit the out-of-domain detector into both checkpoints: metadata only, weights untouched (the
+# Fit the out-of-domain detector into every checkpoint: metadata only, weights untouched (the
 # sha256, i.e. the served version, changes). Chosen on held-out training images (docs/ood.md).
 ood-fit: install data
-	$(BIN)/python -m training.ood models/mnist_cnn.pt --data-dir $(DATA_DIR)
-	$(BIN)/python -m training.ood models/fmnist_cnn.pt --data-dir $(DATA_DIR)
+	for c in $(CHECKPOINTS); do $(BIN)/python -m training.ood $$c --data-dir $(DATA_DIR) || exit 1; done
 	$(MAKE) export
 
 # The ONNX exports the classifier replicas serve (training/export.py), one per checkpoint; a
-# checkpoint whose export is missing or stale is served by torch instead (serve_app/runtime.py).
+# checkpoint without a current export is refused by the service with this command's name.
 export: install
-	$(BIN)/python -m training.export models/mnist_cnn.pt models/fmnist_cnn.pt
+	$(BIN)/python -m training.export $(CHECKPOINTS)
 
-# What each model declines of the out-of-domain evaluation set and keeps of in-domain images,
-# sent through HTTP to a service it starts on port 8000 (stop `make serve` first), into
-# benchmarks/results/ood.json; then the model cards that show those figures.
+# The model cards beside the checkpoints: test accuracy, plots, and the out-of-domain
+# evaluation set's figures (training/ood_eval.py), measured in-process.
+cards: install data
+	for c in $(CHECKPOINTS); do $(BIN)/python -m training.evaluate $$c --data-dir $(DATA_DIR) || exit 1; done
+
+# The same figures through HTTP, as a user sends the images, from a service it starts on
+# config/serve.yaml's port (stop `make serve` first): benchmarks/results/ood.json, which the
+# README and docs/ood.md cite.
 ood: install data
 	$(BIN)/python -m benchmarks.ood --data-dir $(DATA_DIR) --n 300
-	$(BIN)/python -m training.evaluate models/mnist_cnn.pt --data-dir $(DATA_DIR)
-	$(BIN)/python -m training.evaluate models/fmnist_cnn.pt --data-dir $(DATA_DIR)
 
 clean:
 	rm -rf $(VENV) .venv-scan .pytest_cache test-artifacts $(PROMETHEUS_DATA)
@@ -105,8 +112,6 @@ clean:
 # (`checkov.io/skipN` annotations). --skip-download: no calls to the vendor's API.
 SCAN_VENV ?= .venv-scan
 CHECKOV   := $(SCAN_VENV)/bin/checkov --compact --quiet --skip-download
-
-.PHONY: install test serve lint data train bench bench-train realistic clean sync-kuberay scan
 
 $(SCAN_VENV)/bin/checkov:
 	$(PY) -m venv $(SCAN_VENV)
@@ -120,14 +125,13 @@ scan: $(SCAN_VENV)/bin/checkov
 # started from kuberay/*.yaml (needs root and iproute2; kuberay/README.md, "Rehearsal"). Each pod
 # runs its manifest's image as a container where podman can (building it as `make image` does),
 # else the venv, saying so; PODS=venv runs every pod from the venv.
-.PHONY: rehearse
 PODS ?= image
 rehearse: install
 	$(BIN)/python -m kuberay.rehearse --report test-artifacts/rehearsal.json --pods $(PODS)
 
 # serveConfigV2 in kuberay/ray-service.yaml is generated from config/serve.yaml.
 sync-kuberay: install
-	$(BIN)/python kuberay/sync.py
+	$(BIN)/python -m kuberay.sync
 
 # Benchmarks are not tests: run them on an otherwise idle machine. Results: benchmarks/results/.
 # make bench loads each server with wrk (apt-get install wrk) and measures the service against the

@@ -23,8 +23,9 @@ import aiohttp
 import numpy as np
 from PIL import Image
 
-from benchmarks.serve_bench import GOLDEN, SERVE, Server
-from serve_app.settings import serve_env
+from benchmarks.bodies import GOLDEN
+from benchmarks.servers import SERVE, SERVE_URL, Server
+from vision_core.serve_config import serve_env
 
 
 def routes() -> list[tuple[str, str, str, bytes | None]]:
@@ -78,7 +79,7 @@ def main() -> None:
     env = {**serve_env(), **dict(e.split("=", 1) for e in args.env)}
     probe_body = routes()[3][3]
     server = Server([SERVE, "run", args.config],
-                    "http://127.0.0.1:8000", ("/mnist", probe_body), env)
+                    SERVE_URL, ("/mnist", probe_body), env)
     try:
         asyncio.run(run(server.url, args.requests))
     finally:

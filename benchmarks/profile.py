@@ -23,8 +23,11 @@ from pathlib import Path
 import psutil
 
 from benchmarks import wrk
-from benchmarks.serve_bench import PY, RESULTS, SERVE, Server, bodies, floor_config, process_kind
-from serve_app.settings import ROOT, serve_env
+from benchmarks.bodies import bodies
+from benchmarks.report import RESULTS
+from benchmarks.servers import PY, SERVE, SERVE_URL, Server, floor_config, kinds_of, process_kind
+from vision_core.paths import ROOT
+from vision_core.serve_config import serve_env
 
 PY_SPY = str(Path(PY).parent / "py-spy")
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
@@ -33,13 +36,9 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 def replicas(server: Server) -> dict[str, int]:
     """Serve deployment name -> the pid of its first replica (names from process_kind)."""
     found = {}
-    for p in server._tree():
-        try:
-            kind = process_kind(" ".join(p.cmdline()))
-        except psutil.Error:
-            continue
+    for kind, pid in kinds_of(server):
         if kind.startswith("replica "):
-            found.setdefault(kind.removeprefix("replica "), p.pid)
+            found.setdefault(kind.removeprefix("replica "), pid)
     return found
 
 
@@ -48,7 +47,7 @@ def _short(frame: str) -> str:
     if not m:
         return frame.strip()
     path = m["file"]
-    for marker in ("site-packages/", "/work/main/", str(ROOT) + "/"):
+    for marker in ("site-packages/", str(ROOT) + "/"):
         path = path.split(marker)[-1]
     return f"{m['func']} ({path})"
 
@@ -107,7 +106,7 @@ def cpu_table(case: str, seconds: int, config: str) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for label, path_ in (("floor", str(floor_config(Path(tmp)))),
                               ("serve", config)):
-            server = Server([SERVE, "run", path_], "http://127.0.0.1:8000", probe, env)
+            server = Server([SERVE, "run", path_], SERVE_URL, probe, env)
             try:
                 wrk.run(server.url + "/mnist", body, 1, 3)  # warm-up
                 url = server.url + (path if label == "serve" else "/mnist")
@@ -142,7 +141,7 @@ def main() -> None:
     if args.no_spy:
         return
     path, body, images, _ = bodies()[args.case]
-    server = Server([SERVE, "run", args.config], "http://127.0.0.1:8000",
+    server = Server([SERVE, "run", args.config], SERVE_URL,
                     ("/mnist", bodies()["single"][1]), serve_env())
     try:
         pids = replicas(server)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from vision_core.paths import ROOT  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _find(rows, run, c):
@@ -21,8 +26,15 @@ SINGLE_C32 = ("single req/s at c=32 / seed", ">= 1.2")
 CANVAS_P50 = ("canvas p50 at c=1 / floor p50 at c=1", "<= 4")
 
 
+_COMPARE = {"<=": operator.le, ">=": operator.ge}
+
+
 def _met(value: float | None, wanted: str) -> bool | None:
-    return None if value is None else eval(f"{value} {wanted}")  # noqa: S307
+    """Whether `value` meets `wanted`, a comparison and a number such as "<= 1.2"."""
+    if value is None:
+        return None
+    op, threshold = wanted.split()
+    return _COMPARE[op](value, float(threshold))
 
 
 def targets(rows: list[dict], info: dict) -> list[tuple[str, float, str, bool | None]]:

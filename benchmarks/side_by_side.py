@@ -16,11 +16,10 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 from benchmarks import wrk
-from benchmarks.serve_bench import PY, SERVE, Server, floor_config, wrk_args
-from serve_app.settings import ROOT
+from benchmarks.bodies import wrk_args
+from benchmarks.servers import SEED_CMD, SEED_URL, SERVE, SERVE_URL, Server, floor_config
+from vision_core import serve_config
 
 FLOOR_PREFIX = "/floor"
 # The bursts of one round, in order: (server, case, concurrency). All the rounds at c=1 run
@@ -32,11 +31,11 @@ PHASES = ([("seed", "single", 1), ("floor", "single", 1), ("serve", "single", 1)
 
 def combined_config(folder: Path) -> Path:
     """config/serve.yaml with Ray's floor (floor_config's application) beside the service."""
-    floor = yaml.safe_load(floor_config(folder).read_text())["applications"][0]
-    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    floor = serve_config.load(floor_config(folder))["applications"][0]
+    config = serve_config.for_host(serve_config.load(), "127.0.0.1")
     config["applications"].append({**floor, "route_prefix": FLOOR_PREFIX})
     path = folder / "side_by_side.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(serve_config.dump(config))
     return path
 
 
@@ -58,11 +57,10 @@ def run(cases: dict, rounds: int, seconds: float, env: dict) -> dict:
     single = cases["single"][1]
     per_round: list[dict] = [{} for _ in range(rounds)]
     with tempfile.TemporaryDirectory() as tmp:
-        seed = Server([PY, "-m", "benchmarks.seed_server", "--port", "8100"],
-                      "http://127.0.0.1:8100", ("/mnist", single))
+        seed = Server(SEED_CMD, SEED_URL, ("/mnist", single))
         try:
             serve = Server([SERVE, "run", str(combined_config(Path(tmp)))],
-                           "http://127.0.0.1:8000", ("/mnist", single), env)
+                           SERVE_URL, ("/mnist", single), env)
             try:
                 # The floor deploys after the service, which is all the probe waited for.
                 serve._wait(FLOOR_PREFIX + "/mnist", single, timeout=600)

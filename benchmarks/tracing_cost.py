@@ -21,13 +21,13 @@ from pathlib import Path
 
 import ray
 import requests
-import yaml
 from ray import serve
 from ray.serve._private.api import serve_start
 from ray.serve.schema import ServeDeploySchema
 
-from benchmarks.serve_bench import RESULTS, bodies
-from serve_app.settings import ROOT
+from benchmarks.bodies import bodies
+from benchmarks.report import RESULTS
+from vision_core import serve_config
 
 PORT = 8310
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--no-traceparent", action="store_true",
                         help="send no traceparent header (then --ratio decides)")
     args = parser.parse_args()
-    base = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    base = serve_config.for_host(serve_config.load(), "127.0.0.1")
     base["http_options"]["port"] = PORT
     ray.init(include_dashboard=False, log_to_driver=False)
     session = Path(ray._private.worker._global_node.get_session_dir_path())

@@ -22,9 +22,10 @@ import ray.train.torch
 import torch
 
 from training import data, settings
-from training.model import DATASETS, Net
+from training.model import Net
 from training.synthetic import _write_idx as write_idx  # the project's one IDX writer
 from training.train import evaluate_split, make_optimizer, splits, train_epoch, train_func
+from vision_core.registry import MODELS
 
 WORK = settings.ROOT / "benchmarks" / ".work"  # git-ignored: subsets and Ray Train run folders
 CPUS = 2
@@ -35,7 +36,7 @@ def subset_dir(dataset: str, data_dir: str, limit: int) -> tuple[str, int]:
     train, test, _ = data.load(dataset, data_dir, download=False)  # verifies official checksums
     if limit >= len(train.labels):
         return data_dir, len(train.labels)
-    raw = WORK / f"{dataset}-{limit}" / data.TORCHVISION_CLASSES[dataset].__name__ / "raw"
+    raw = WORK / f"{dataset}-{limit}" / data.folder(dataset) / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     arrays = (train.images[:limit], train.labels[:limit], test.images[:limit], test.labels[:limit])
     for name, array in zip(data.RAW_FILES, arrays, strict=True):
@@ -54,8 +55,8 @@ def plain(cfg: dict) -> tuple[float, float]:
     t0 = time.perf_counter()
     _, seen = train_epoch(model, loader, opt, sched, cfg)
     rate = seen / (time.perf_counter() - t0)
-    spec = DATASETS[cfg["dataset"]]
-    evaluate_split(model, test, spec["mean"], spec["std"])
+    spec = MODELS[cfg["dataset"]]
+    evaluate_split(model, test, spec.mean, spec.std)
     return rate, time.perf_counter() - t_wall
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    p.add_argument("--dataset", choices=list(MODELS), default="mnist")
     p.add_argument("--limit", type=int, default=60_000, help="training images (default: all)")
     args = p.parse_args(argv)
     cfg = settings.build(settings.parse_args([args.dataset, "--data-dir", args.data_dir,

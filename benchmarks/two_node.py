@@ -9,7 +9,6 @@ whole again. Both "nodes" share this machine's cores, so no speed-up is expected
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
@@ -17,21 +16,21 @@ import time
 
 import ray
 import requests
-import yaml
 from ray import serve
 from ray.cluster_utils import Cluster
 from ray.serve._private.api import serve_start
 from ray.serve.schema import ServeDeploySchema
 
 from benchmarks import load
-from benchmarks.serve_bench import RESULTS, bodies
-from serve_app.settings import ROOT, serve_env
+from benchmarks.bodies import bodies
+from benchmarks.report import RESULTS
+from vision_core import serve_config
 
 PORT = 8300
 
 
 def config() -> dict:
-    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config" / "serve.yaml").read_text()))
+    cfg = serve_config.for_host(serve_config.load(), "127.0.0.1")
     # Every simulated node is this host: one proxy, or the nodes would fight over the port.
     cfg.update(proxy_location="HeadOnly")
     cfg["http_options"]["port"] = PORT
@@ -67,7 +66,7 @@ def wait_running(timeout: float = 120) -> None:
 
 
 def main() -> None:
-    os.environ.update(serve_env())  # Serve's process settings, as under `make serve`
+    os.environ.update(serve_config.serve_env())  # Serve's process settings, as under `make serve`
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     worker = cluster.add_node(num_cpus=2)
     ray.init(address=cluster.address)

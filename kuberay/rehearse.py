@@ -25,7 +25,7 @@ import yaml
 from kuberay.rehearsal import containers, image, pods, steps
 from kuberay.rehearsal import operator as op
 from kuberay.rehearsal.cluster import Operator
-from kuberay.rehearsal.image import ROOT
+from vision_core.paths import ROOT
 
 DEFAULT_REPORT = ROOT / "test-artifacts" / "rehearsal.json"
 STATIC_DEVIATIONS = [

@@ -18,7 +18,7 @@ def build_app(args: AppArgs) -> Application:
     """Ingress(Preprocess, {name: Classifier(spec)}): one Classifier class, bound per model."""
     classifiers = {
         name: Classifier.options(name=f"Classifier_{name}").bind(
-            name, str(resolve(spec.checkpoint)), args.chunk_size)
+            name, str(resolve(spec.checkpoint)), args.chunk_size, args.classifier_threads)
         for name, spec in args.models.items()
     }
     return Ingress.bind(Preprocess.bind(args.max_image_pixels), classifiers, args.model_dump())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -13,10 +12,13 @@ from ray import serve
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from serve_app.batch_wait import AdaptiveWait
-from serve_app.imaging import BLANK_CONTRAST, blank
 from serve_app.metrics import LATENCY_BOUNDS_MS
 from serve_app.settings import ClassifierConfig, resolve
-from training.decision import decide
+from vision_core import onnx_model
+from vision_core.decision import decide
+from vision_core.formats import version
+from vision_core.imaging import BLANK_CONTRAST, blank
+from vision_core.registry import by_style
 
 logger = logging.getLogger("ray.serve")
 DEFAULTS = ClassifierConfig()
@@ -26,11 +28,7 @@ DEFAULTS = ClassifierConfig()
 # (5 s) was not enough, as health checks slip under load (a CI run found the series missing).
 GAUGE_REFRESH_S = 2.5
 
-
-# What the page and the CLI say instead of a label when a model declines an image, by style.
-DECLINED_MESSAGES = {"digit": "No digit found",
-                     "clothing": "This does not look like clothing (a digit?)"}
-# The per-image arrays of training.decision.decide that predict passes on.
+# The per-image arrays of vision_core.decision.decide that predict passes on.
 DECISION_ARRAYS = ("probabilities", "accepted", "margin")
 
 
@@ -50,19 +48,12 @@ def ood_summary(meta: dict) -> dict:
 class Classifier:
     """Holds one model; `predict` takes N x 28 x 28 pixel arrays (0-255, white on black)."""
 
-    def __init__(self, name: str, checkpoint: str, chunk_size: int = 1, threads: int = 1):
-        # The runtime (serve_app/runtime.py) imports ONNX Runtime, or torch for a checkpoint
-        # without a current export, here in the replica, not at module import: building the
-        # application imports every deployment's module (benchmarks/NOTES.md, lever 19).
-        from serve_app.runtime import load
-
-        self._load = load
-        # One thread per replica: replicas, not intra-op threads, use the cores (NOTES.md).
-        self._threads = int(os.environ.get("CLASSIFIER_THREADS", threads))
+    def __init__(self, name: str, checkpoint: str, chunk_size: int, threads: int):
+        self._threads = threads  # AppArgs.classifier_threads
         self.name = name
         self._chunk_size = chunk_size  # the largest array the ingress sends in one call
         self._path = checkpoint
-        self._model, self._meta = self._load(checkpoint, self._threads)
+        self._model, self._meta = onnx_model.load(checkpoint, self._threads)
         self._reload_error: str | None = None
         self._predictions = Counter("vision_predictions_total", description="Predictions",
                                     tag_keys=("model", "label"))
@@ -101,7 +92,7 @@ class Classifier:
     def _swap(self, path: str) -> None:
         """Load the new checkpoint fully before switching; a bad one leaves the old serving."""
         try:
-            model, meta = self._load(path, self._threads)
+            model, meta = onnx_model.load(path, self._threads)
             if meta["labels"] != self._meta["labels"]:
                 raise ValueError(f"labels {meta['labels']} differ from the served model's")
             self._probe(model, name=path)
@@ -119,7 +110,7 @@ class Classifier:
     @property
     def version(self) -> str:
         """The served model's version: the first 12 hex of its checkpoint's sha256."""
-        return self._meta["sha256"][:12]
+        return version(self._meta["sha256"])
 
     def _publish(self, previous: str | None) -> None:
         """The served version as 1 (a replaced one as 0, so it stops counting) and the reload state."""
@@ -131,7 +122,7 @@ class Classifier:
             self._reload_failed.set(int(self._reload_error is not None), tags={"model": self.name})
 
     async def predict(self, pixels: np.ndarray) -> dict:
-        """training.decision.decide's arrays for N <= chunk_size images, via the dynamic batcher,
+        """vision_core.decision.decide's arrays for N <= chunk_size images, via the dynamic batcher,
         plus the served version and labels."""
         out = await self._batched(pixels)
         return {**out, "version": self.version, "labels": self._meta["labels"]}
@@ -140,7 +131,7 @@ class Classifier:
                  batch_wait_timeout_s=DEFAULTS.batch_wait_timeout_s, batch_size_fn=_images_in)
     async def _batched(self, chunks: list[np.ndarray]) -> list[dict]:
         """One forward pass for every image queued by concurrent requests; the accept decision
-        comes from the same pass (training.decision.decide)."""
+        comes from the same pass (vision_core.decision.decide)."""
         # The next batch's wait, from how many requests overlapped in this one (batch_wait.py).
         self._batched.set_batch_wait_timeout_s(self._wait.after(requests=len(chunks)))
         start = time.perf_counter()
@@ -169,7 +160,7 @@ class Classifier:
                 "checkpoint_sha256": meta["sha256"], "runtime": self._model.runtime,
                 "reload_error": self._reload_error,
                 "out_of_domain": ood_summary(meta),
-                "declined_message": DECLINED_MESSAGES.get(meta["style"], "Not recognised")}
+                "declined_message": by_style(meta["style"]).declined_message}
 
     def _probe(self, model, name: str) -> None:
         """One forward pass on a blank image; raises if the model cannot give finite scores."""

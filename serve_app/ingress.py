@@ -25,7 +25,6 @@ from ray.serve.metrics import Counter
 from serve_app import imaging, oip_routes
 from serve_app.errors import ApiError, install_handlers
 from serve_app.parsing import parse
-from serve_app.routing import pick
 from serve_app.schemas import (
     PREDICT_BODY,
     REST_ERRORS,
@@ -38,6 +37,7 @@ from serve_app.schemas import (
     prediction,
 )
 from serve_app.settings import AppArgs
+from vision_core.decision import pick
 
 # Small requests are prepared here instead of in Preprocess: up to 4 images of at most 320 x 320
 # pixels in all (a drawing from the page is 280 x 280), or up to 64 images already in dataset
@@ -136,7 +136,7 @@ class Ingress:
 
     async def classify(self, model: str, pixels: np.ndarray) -> dict:
         """Chunks go to the classifier concurrently, so replicas and batches share the work.
-        Per image: probabilities, accepted, margin and reason (training.decision.decide)."""
+        Per image: probabilities, accepted, margin and reason (vision_core.decision.decide)."""
         step = self.args.chunk_size
         handle = self.handle(model)
         parts = await asyncio.gather(*(call(handle.predict.remote(pixels[i:i + step]))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from serve_app.errors import ApiError
-from serve_app.imaging import SIDE
 from serve_app.parsing import check_count
+from vision_core.imaging import SIDE
 
 
 def invalid(message: str) -> ApiError:
@@ -40,9 +40,11 @@ OUTPUTS = ("probabilities", "class_id", "label", "accepted")
 _DTYPES = {"UINT8": np.uint8, "FP32": np.float32}
 
 
-def metadata(name: str, version: str) -> dict:
+def metadata(name: str, version: str, classes: int) -> dict:
+    """The model's metadata as the protocol describes it. The platform is what runs it: the
+    replicas serve the checkpoint's ONNX export on ONNX Runtime (Triton's name for that)."""
     return {
-        "name": name, "versions": [version], "platform": "pytorch",
+        "name": name, "versions": [version], "platform": "onnxruntime_onnx",
         "inputs": [
             {"name": "input", "datatype": "FP32", "shape": [-1, 1, SIDE, SIDE],
              "parameters": {"description": "raw pixels 0-255, white ink on black; UINT8 and "
@@ -52,9 +54,12 @@ def metadata(name: str, version: str) -> dict:
                                            "base64 strings"}},
         ],
         "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
             {"name": "class_id", "datatype": "INT64", "shape": [-1]},
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "accepted", "datatype": "BOOL", "shape": [-1],
+             "parameters": {"description": "false for an image the model declined (blank, or "
+                                           "not of its kind)"}},
         ],
     }
 

@@ -57,14 +57,14 @@ async def ready(ingress: Ingress) -> dict:
 @router.get("/models/{name}", responses=OIP_ERRORS)
 async def model_metadata(ingress: Ingress, name: str = _NAME) -> dict:
     info = await model_info(ingress, name, None)
-    return oip.metadata(name, info["version"])
+    return oip.metadata(name, info["version"], len(info["labels"]))
 
 
 @router.get("/models/{name}/versions/{version}", responses=OIP_ERRORS)
 async def model_version_metadata(ingress: Ingress, name: str = _NAME,
                                  version: str = _VERSION) -> dict:
     info = await model_info(ingress, name, version)
-    return oip.metadata(name, info["version"])
+    return oip.metadata(name, info["version"], len(info["labels"]))
 
 
 @router.get("/models/{name}/ready", responses=OIP_ERRORS)

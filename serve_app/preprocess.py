@@ -1,4 +1,4 @@
-"""Preprocess deployment: encoded image bytes -> 28x28 uint8 arrays (see imaging.py)."""
+"""Preprocess deployment: encoded image bytes -> 28x28 uint8 arrays (serve_app/imaging.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ INLINE_PIXELS = 256 * 256
 class Preprocess:
     """CPU-bound and model-agnostic, so it scales separately from the classifiers."""
 
-    def __init__(self, max_image_pixels: int = 4096 * 4096):
+    def __init__(self, max_image_pixels: int):
         self._max_pixels = max_image_pixels
         self._latency = Histogram(
             "vision_preprocess_latency_ms", description="Decode + canonicalise time per request",

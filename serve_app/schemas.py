@@ -87,9 +87,9 @@ class ModelInfo(BaseModel):
     test_accuracy: float | None
     input: str
     checkpoint_sha256: str
-    runtime: Literal["onnxruntime", "torch"] = Field(
-        description="what runs the forward pass: ONNX Runtime when the checkpoint has a current "
-                    "export (training/export.py), torch otherwise")
+    runtime: Literal["onnxruntime"] = Field(
+        description="what runs the forward pass: ONNX Runtime, on the checkpoint's export "
+                    "(training/export.py)")
     reload_error: str | None = None
     out_of_domain: OutOfDomain
     declined_message: str = Field(description="what clients show instead of a label when this "

@@ -1,24 +1,19 @@
 """Typed settings of the service, validated at start-up and loud when wrong.
 
 `AppArgs` is the application's `args:` in config/serve.yaml; `ClassifierConfig` is each
-classifier's `user_config:` (changeable at runtime). The defaults here mirror config/serve.yaml.
+classifier's `user_config:` (changeable at runtime). The defaults here equal config/serve.yaml's
+values (tests/serve_app/test_settings.py proves it), so code that builds the app without that
+file gets the same service.
 """
 
 from __future__ import annotations
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.paths import ROOT, resolve
+from vision_core.paths import resolve
+from vision_core.registry import MODELS
 
-__all__ = ["ROOT", "AppArgs", "ClassifierConfig", "ModelSpec", "resolve", "serve_env"]
-
-
-def serve_env() -> dict[str, str]:
-    """Serve's process settings: `controller_options.runtime_env.env_vars` of config/serve.yaml,
-    for code that starts Serve without that file (benchmarks/two_node.py)."""
-    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
-    return dict(config["controller_options"]["runtime_env"]["env_vars"])
+__all__ = ["AppArgs", "ClassifierConfig", "ModelSpec", "resolve"]
 
 
 class ModelSpec(BaseModel):
@@ -36,9 +31,7 @@ class AppArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelSpec] = Field(default_factory=lambda: {
-        "mnist": ModelSpec(checkpoint="models/mnist_cnn.pt"),
-        "fmnist": ModelSpec(checkpoint="models/fmnist_cnn.pt"),
-    })
+        name: ModelSpec(checkpoint=m.checkpoint) for name, m in MODELS.items()})
     max_images_per_request: int = Field(256, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=28 * 28)
@@ -47,6 +40,7 @@ class AppArgs(BaseModel):
     # max_batch_size must be at least this (checked when the classifier is configured).
     chunk_size: int = Field(64, ge=1)
     api_key_env: str = "VISION_API_KEY"
+    classifier_threads: int = Field(1, ge=1)
 
 
 class ClassifierConfig(BaseModel):

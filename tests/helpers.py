@@ -1,21 +1,27 @@
-"""Test-only builders shared by several test files: encoded images, base64 text, the steady
-background traffic that the behaviour tests keep up while they break, scale or reload the app,
-the docs' curl examples, and a local start of the service the way a user does it (`make serve`).
+"""Test-only helpers shared by the test files: the golden images, encoded images and base64 text,
+the steady background traffic that the behaviour tests keep up while they break, scale or reload
+the app, deploying Serve configs, and waiting; the docs' curl examples, and a local start of the
+service the way a user does it (`make serve`).
 
-Fixtures live in tests/conftest.py; these are plain functions and classes, imported by name.
+Fixtures live in the conftest.py files; these are plain functions and classes, imported by name.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import copy
+import inspect
 import io
+import json
 import os
 import re
 import signal
+import socket
 import struct
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +29,137 @@ from typing import Generic, TypeVar
 
 import numpy as np
 import psutil
+import requests
+import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from vision_core.paths import ROOT
+from vision_core.serve_config import for_host, load
+
+GOLDEN = ROOT / "tests" / "golden"
 BIN = ROOT / ".venv" / "bin"
+TEST_KEY_ENV, TEST_KEY = "VISION_TEST_API_KEY", "k3y-for-tests-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_config_on(port: int) -> dict:
+    """config/serve.yaml as deployed by `serve run`, moved to a free port for the tests."""
+    # A shorter end-to-end timeout keeps the 408 test quick; nothing else comes near it.
+    return for_host(load(), "127.0.0.1", port=port, request_timeout_s=10)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.5, what: str = "condition",
+               state: Callable[[], object] | None = None):
+    """predicate()'s first truthy value, polled until `timeout`. On timeout the error names
+    `what` was awaited and, given `state`, what it was instead, so a failure says why."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    seen = f"; last seen: {state()!r}" if state else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}{seen}")
+
+
+def answers_200(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def golden(dataset: str) -> list[tuple[Path, int]]:
+    """Committed example images `<dataset>_<kind>_<i>_label<k>.<ext>` with their true class."""
+    found = sorted(GOLDEN.glob(f"{dataset}_*"))
+    return [(p, int(p.stem.rsplit("label", 1)[1])) for p in found]
+
+
+def alive_replicas(app: str, deployment: str = "") -> dict[str, int]:
+    """Alive Serve replica actors of an app (optionally one deployment): name -> pid.
+
+    Read from the GCS directly: the state API would need the dashboard, which tests skip.
+    """
+    import ray._private.state as state
+
+    prefix = f"ServeReplica:{app}:{deployment}"
+    matches = (lambda name: name == prefix) if deployment else \
+        (lambda name: name.startswith(prefix))
+    return {a["Name"]: a["Pid"] for a in state.actors(actor_state_name="ALIVE").values()
+            if matches(a["ActorClassName"])}
+def deploy(config: dict, timeout: float = 180) -> None:
+    """Deploy a Serve config dict exactly as `serve run config.yaml` does, and wait for it."""
+    from ray import serve
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config)
+    # controller_options carry Serve's process settings (throughput mode, HAProxy), as with
+    # `serve run`; they apply when the session's first deploy starts the controller.
+    client = serve_start(http_options=schema.http_options.model_dump(),
+                         proxy_location=schema.proxy_location,
+                         controller_options=schema.controller_options)
+    client.deploy_apps(schema, _blocking=False)
+
+    def running():
+        status = serve.status().applications
+        apps = [status.get(a.name) for a in schema.applications]
+        failed = [a for a in apps if a and a.status in ("DEPLOY_FAILED", "UNHEALTHY")]
+        if failed:
+            raise RuntimeError(f"deploy failed: {failed[0].message}")
+        return all(a and a.status == "RUNNING" for a in apps)
+
+    wait_until(running, timeout, what="the Serve application to run")
+
+
+class ExtraApp:
+    """A second copy of the app at /<name>, with per-deployment overrides.
+
+    Serve configs are declarative, so every deploy lists the base app too (unchanged, so Serve
+    leaves it running).
+    """
+
+    def __init__(self, base: dict, name: str, deployments: dict[str, dict],
+                 args: dict | None = None):
+        self.base, self.name, self.args = base, name, args or {}
+        self.url = f"http://127.0.0.1:{base['http_options']['port']}/{name}"
+        self.update(deployments)
+
+    def update(self, deployments: dict[str, dict]) -> None:
+        app = copy.deepcopy(self.base["applications"][0])
+        app.update(name=self.name, route_prefix=f"/{self.name}")
+        app["args"].update(self.args)
+        for dep in app["deployments"]:
+            for key, value in deployments.get(dep["name"], {}).items():
+                merged = {**dep.get(key), **value} if isinstance(value, dict) else value
+                dep[key] = merged
+        config = copy.deepcopy(self.base)
+        config["applications"].append(app)
+        deploy(config)
+
+    def replicas(self, deployment: str) -> int:
+        from ray import serve
+
+        status = serve.status().applications[self.name].deployments[deployment]
+        return status.replica_states.get("RUNNING", 0)
+
+    def close(self) -> None:
+        deploy(self.base)
+
+
+@contextlib.contextmanager
+def extra_app(base: dict, name: str, deployments: dict[str, dict], args: dict | None = None):
+    app = ExtraApp(base, name, deployments, args)
+    try:
+        yield app
+    finally:
+        app.close()
+
 
 T = TypeVar("T")
 
@@ -49,6 +182,13 @@ def encode(image: np.ndarray | Image.Image, fmt: str = "PNG", **options) -> byte
     buf = io.BytesIO()
     image.save(buf, format=fmt, **options)
     return buf.getvalue()
+
+
+def digit_one(side: int = 28) -> np.ndarray:
+    """A white vertical bar on black: a crude '1' in dataset form."""
+    img = np.zeros((side, side), np.uint8)
+    img[side // 5: side - side // 5, side // 2 - side // 14: side // 2 + side // 14 + 1] = 255
+    return img
 
 
 def png(array: np.ndarray) -> bytes:
@@ -95,17 +235,120 @@ class Traffic(Generic[T]):
 
 
 def resaved_mnist(path: Path, note: str) -> str:
-    """The served digit model saved again with a note: the same weights in a new file, so a new
-    version (what a hot reload swaps in). Returns the new file's sha256."""
+    """The served digit model saved again with a note, and exported: the same weights in a new
+    file, so a new version (what a hot reload swaps in). Returns the new file's sha256."""
+    from training.export import export
     from training.model import load_checkpoint, save_checkpoint
-    from training.paths import resolve
+    from vision_core.paths import resolve
+    from vision_core.registry import MODELS
 
-    model, meta = load_checkpoint(resolve("models/mnist_cnn.pt"))
-    return save_checkpoint(path, model, meta["model_args"], "mnist",
-                           test_accuracy=meta["test_accuracy"], note=note)
+    model, meta = load_checkpoint(resolve(MODELS["mnist"].checkpoint))
+    sha = save_checkpoint(path, model, meta["model_args"], "mnist",
+                          test_accuracy=meta["test_accuracy"], note=note)
+    export(path)  # what a replica serves: the checkpoint's current ONNX export
+    return sha
 
 
-# The docs' examples of the local service: a curl command and the answer shown under it.
+# --- Monitoring config (config/monitoring/) ---
+
+MONITORING = ROOT / "config" / "monitoring"
+RULES = MONITORING / "rules" / "vision.yml"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "vision-ai.json"
+EXPORTED = ROOT / "tests" / "config" / "exported_metrics.yml"
+METRIC = re.compile(r"\b(?:ray|haproxy)_[a-z0-9_]+\b")
+
+
+def alert_rules() -> list[dict]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL expression of the dashboard's panels."""
+    return [t["expr"] for p in dashboard()["panels"] for t in p.get("targets", [])]
+
+
+def exported() -> dict[str, list[str]]:
+    return yaml.safe_load(EXPORTED.read_text())
+
+
+def env_file() -> dict[str, str]:
+    """config/monitoring/monitoring.env, with ${VAR} expanded as the shell and make would."""
+    values: dict[str, str] = {}
+    for line in (MONITORING / "monitoring.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            values[key] = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], value)
+    return values
+
+
+def haproxy_metrics_port_default() -> int:
+    """Ray's default HAProxy metrics port. Ray's constant follows RAY_SERVE_HAPROXY_METRICS_PORT,
+    which the test session moves aside (tests/conftest.py), so the default is read from its source."""
+    from ray.serve._private import constants
+
+    found = re.search(r'"RAY_SERVE_HAPROXY_METRICS_PORT", "(\d+)"', inspect.getsource(constants))
+    assert found, "Ray no longer names its HAProxy metrics port's default this way"
+    return int(found.group(1))
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+# --- Kubernetes manifests (kuberay/) ---
+
+KUBERAY = ROOT / "kuberay"
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CRDS_MISSING = ("KubeRay CRD schemas not found: set KUBERAY_CRDS to a folder holding the v1.7.0 "
+                "CRDs (ray-operator/config/crd/bases in ray-project/kuberay at v1.7.0)")
+CRD_FILES = {
+    "RayService": "ray.io_rayservices.yaml",
+    "RayJob": "ray.io_rayjobs.yaml",
+    "RayCluster": "ray.io_rayclusters.yaml",
+}
+
+
+def load_docs(path: Path) -> list[dict]:
+    """Every non-empty document of a multi-document YAML file."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def only(manifests: dict[str, list[dict]], name: str, kind: str) -> dict:
+    docs = [d for d in manifests[name] if d["kind"] == kind]
+    assert len(docs) == 1, f"kuberay/{name} should hold exactly one {kind}"
+    return docs[0]
+
+
+def network_policy(manifests: dict[str, list[dict]], name: str) -> dict:
+    """The NetworkPolicy called `name` in kuberay/network-policy.yaml."""
+    (policy,) = [p for p in manifests["network-policy.yaml"] if p["metadata"]["name"] == name]
+    return policy
+
+
+def serve_config_v2(ray_service: dict) -> dict:
+    return yaml.safe_load(ray_service["spec"]["serveConfigV2"])
+
+
+def cluster(ray_service: dict) -> dict:
+    return ray_service["spec"]["rayClusterConfig"]
+
+
+def head_container(ray_service: dict) -> dict:
+    return cluster(ray_service)["headGroupSpec"]["template"]["spec"]["containers"][0]
+
+
+def ray_containers(ray_service: dict) -> list[dict]:
+    groups = [cluster(ray_service)["headGroupSpec"], *cluster(ray_service)["workerGroupSpecs"]]
+    return [g["template"]["spec"]["containers"][0] for g in groups]
+
+
+# ---- The docs' examples of the local service: a curl command and the answer shown under it.
+
 SHOWN_URL = "http://127.0.0.1:8000"
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
 
@@ -143,6 +386,8 @@ def run_curl(command: str, url: str) -> bytes:
         raise RuntimeError(f"{command}: exit code {done.returncode}: {done.stderr[-500:]!r}")
     return done.stdout
 
+
+# ---- A local start of the service the way a user does it (`make serve`), in its own session.
 
 def clean_env(**extra: str) -> dict[str, str]:
     """A new terminal's environment: nothing of the test session's Ray."""

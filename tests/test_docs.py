@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import SHOWN_URL, curl_examples
+from vision_core.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOC_GLOBS = ("README.md", "docs/**/*.md", "benchmarks/README.md", "benchmarks/NOTES.md",
              "kuberay/README.md")
 DOCS = sorted({p for pattern in DOC_GLOBS for p in ROOT.glob(pattern)})
@@ -143,7 +143,6 @@ def test_relative_links_resolve(doc: Path):
 
 # The examples against the running service: each curl command shown with its answer is run
 # against the session's service, and must answer with the keys (and labels, error codes) shown.
-
 
 def shape(value):
     """What an answer promises: its keys all the way down, its labels and error codes."""

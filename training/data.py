@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,8 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-# torchvision's class and folder name per dataset key used across the project.
-TORCHVISION_CLASSES = {"mnist": datasets.MNIST, "fmnist": datasets.FashionMNIST}
+from vision_core.formats import file_sha256
+from vision_core.registry import MODELS
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -50,12 +49,15 @@ class Split:
     labels: torch.Tensor
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def folder(dataset: str) -> str:
+    """torchvision's class and folder name of a registered model's dataset (MNIST, ...)."""
+    if dataset not in MODELS:
+        raise DataError(f"unknown dataset {dataset!r}; known: {sorted(MODELS)}")
+    return MODELS[dataset].dataset
+
+
+def _torchvision(dataset: str):
+    return getattr(datasets, folder(dataset))
 
 
 def _unpack_gz(raw: Path) -> None:
@@ -69,28 +71,28 @@ def _unpack_gz(raw: Path) -> None:
 
 def _download(dataset: str, root: Path) -> None:
     try:
-        TORCHVISION_CLASSES[dataset](root=str(root), train=True, download=True)
+        _torchvision(dataset)(root=str(root), train=True, download=True)
     except Exception as err:  # torchvision raises URLError, RuntimeError, OSError...
         raise DataError(_missing_message(dataset, root, f"download failed: {err}")) from None
 
 
 def _missing_message(dataset: str, root: Path, why: str) -> str:
-    folder = root / TORCHVISION_CLASSES[dataset].__name__ / "raw"
+    raw = root / folder(dataset) / "raw"
     return (
-        f"{dataset}: no data in {folder} and {why}.\n"
-        f"Put the four IDX files ({', '.join(RAW_FILES)}), plain or .gz, in {folder}, "
+        f"{dataset}: no data in {raw} and {why}.\n"
+        f"Put the four IDX files ({', '.join(RAW_FILES)}), plain or .gz, in {raw}, "
         f"e.g. `make data` copies them from ../shared/datasets, or pass --data-dir."
     )
 
 
 def verify(dataset: str, root: Path, expected: dict[str, dict[str, str]] | None = None) -> dict:
     """Check every raw file's SHA-256; return {file: sha256}. Raise DataError on a mismatch."""
-    folder_name = TORCHVISION_CLASSES[dataset].__name__
+    folder_name = folder(dataset)
     sums = (expected or SHA256)[folder_name]
     raw = root / folder_name / "raw"
     found = {}
     for name, want in sums.items():
-        got = sha256_of(raw / name)
+        got = file_sha256(raw / name)
         if got != want:
             raise DataError(
                 f"{dataset}: checksum mismatch for {raw / name}\n  expected {want}\n  got      {got}\n"
@@ -104,7 +106,7 @@ def verify(dataset: str, root: Path, expected: dict[str, dict[str, str]] | None 
 def prepare(dataset: str, root: Path | str, download: bool = True, expected=None) -> dict:
     """Make sure `root` holds verified raw files for `dataset`; return their checksums."""
     root = Path(root)
-    raw = root / TORCHVISION_CLASSES[dataset].__name__ / "raw"
+    raw = root / folder(dataset) / "raw"
     if raw.exists():
         _unpack_gz(raw)
     if not all((raw / n).exists() for n in RAW_FILES):
@@ -116,7 +118,7 @@ def prepare(dataset: str, root: Path | str, download: bool = True, expected=None
 
 def load_split(dataset: str, root: Path | str, train: bool) -> Split:
     """Decode a split once into tensors (no per-sample PIL decoding during training)."""
-    ds = TORCHVISION_CLASSES[dataset](root=str(root), train=train, download=False)
+    ds = _torchvision(dataset)(root=str(root), train=train, download=False)
     return Split(images=ds.data.clone(), labels=ds.targets.clone().long())
 
 

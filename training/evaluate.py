@@ -2,49 +2,46 @@
 
 Prints accuracy and per-class accuracy, and writes beside the checkpoint (or in --out-dir) a
 confusion matrix, training curves and a Markdown model card, so a checkpoint can be judged and
-published without re-running training. Exit code 2 means bad data or a bad checkpoint.
+published without re-running training. The card's out-of-domain figures come from the
+evaluation set of training/ood_eval.py, measured here (--ood-n images per kind; 0 skips them).
+Exit code 2 means bad data or a bad checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import torch
 
-from training import data, model_card, report
+from training import data, model_card, ood_eval, report, settings
 from training.evaluation import Evaluation
 from training.model import CheckpointError, load_checkpoint, probabilities
+from vision_core.registry import MODELS
 
-# Written by `python -m benchmarks.ood` (make ood); the card shows it when the sha256 matches.
-OOD_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "ood.json"
+OOD_N = 300  # out-of-domain images per kind for the card (training/ood_eval.py)
 
 
-def ood_results(path: Path | str, dataset: str, sha256: str) -> dict | None:
-    """This checkpoint's entry of benchmarks/ood.py's results file; None if absent or measured
-    on another version of the file."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    doc = json.loads(path.read_text())
-    entry = doc.get("models", {}).get(dataset)
-    if not entry or entry.get("sha256") != sha256:
-        return None
-    return {**entry, "n": doc["n"], "through": doc.get("through", "in-process")}
+def ood_figures(checkpoint: Path | str, dataset: str, n: int, data_dir: Path | str) -> dict:
+    """What this checkpoint declines of the out-of-domain evaluation set and keeps of real inputs
+    (the other models, for /classify, are the served ones), in-process."""
+    service = ood_eval.InProcess({dataset: checkpoint})
+    return {**ood_eval.measure(service, dataset, n, str(data_dir)), "n": n,
+            "through": "in-process"}
 
 
 def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: dict | None = None,
-             batch_size: int = 1000, ood_file: Path | str = OOD_RESULTS) -> Evaluation:
-    """Rebuild the model from `checkpoint` and score it on its dataset's test split.
+             batch_size: int = 1000, ood_n: int = 0) -> Evaluation:
+    """Rebuild the model from `checkpoint` and score it on its dataset's test split (and, with
+    `ood_n`, on the out-of-domain evaluation set).
 
     `expected` replaces the official checksums; only tests pass it (with training.synthetic data),
     so the command line always evaluates on verified official files.
     """
     model, meta = load_checkpoint(checkpoint)
     dataset = meta.get("dataset")
-    if dataset not in data.TORCHVISION_CLASSES:
+    if dataset not in MODELS:
         raise CheckpointError(f"{checkpoint}: unknown dataset {dataset!r} in its metadata")
     sums = data.prepare(dataset, data_dir, expected=expected)
     test = data.load_split(dataset, data_dir, train=False)
@@ -54,8 +51,9 @@ def evaluate(checkpoint: Path | str, data_dir: Path | str = "data", expected: di
         pred = probabilities(model, meta, test.images[i:i + batch_size]).argmax(1)
         truth = test.labels[i:i + batch_size]
         confusion += torch.bincount(truth * k + pred, minlength=k * k).view(k, k)
+    figures = ood_figures(checkpoint, dataset, ood_n, data_dir) if ood_n else None
     return Evaluation(Path(checkpoint), meta, sum(p.numel() for p in model.parameters()),
-                      confusion, sums, ood_results(ood_file, dataset, meta["sha256"]))
+                      confusion, sums, figures)
 
 
 def write_outputs(ev: Evaluation, out_dir: Path | str | None = None) -> dict[str, Path | None]:
@@ -85,22 +83,16 @@ def print_report(ev: Evaluation) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="e.g. models/mnist_cnn.pt")
-    p.add_argument("--data-dir", default="data", help="torchvision data root (default: data/)")
+    p = settings.checkpoint_cli("python -m training.evaluate", __doc__, "e.g. models/mnist_cnn.pt")
     p.add_argument("--out-dir", help="where the PNGs and model card go (default: beside it)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results")
-    p.add_argument("--ood-results", default=str(OOD_RESULTS),
-                   help="benchmarks/ood.py's results, shown in the card (default: %(default)s)")
+    p.add_argument("--ood-n", type=int, default=OOD_N,
+                   help="out-of-domain images per kind for the card; 0 skips (default: %(default)s)")
     args = p.parse_args(argv)
     try:
-        ev = evaluate(args.checkpoint, args.data_dir, ood_file=args.ood_results)
+        ev = evaluate(args.checkpoint, args.data_dir, ood_n=args.ood_n)
     except (data.DataError, CheckpointError) as err:
-        # One line: the message already says what to fix, a traceback would bury it.
-        print("error: " + " ".join(line.strip() for line in str(err).splitlines()),
-              file=sys.stderr)
-        return 2
+        return settings.fail(err)
     print_report(ev)
     files = write_outputs(ev, args.out_dir)
     print("wrote " + ", ".join(str(f) for f in files.values() if f))

@@ -21,7 +21,7 @@ class Evaluation:
     num_params: int
     confusion: torch.Tensor  # K x K counts: row = true label, column = prediction
     data_sha256: dict[str, str]  # checksums of the raw files evaluated on
-    ood_results: dict | None = None  # benchmarks/ood.py's figures for this very file, if any
+    ood_results: dict | None = None  # training/ood_eval.py's figures for this file, if measured
 
     @property
     def n(self) -> int:

@@ -1,4 +1,4 @@
-"""Export a checkpoint to ONNX, beside it, for the serving runtime (serve_app/runtime.py).
+"""Export a checkpoint to ONNX, beside it, for the serving runtime (vision_core.onnx_model).
 
 `models/mnist_cnn.pt` -> `models/mnist_cnn.onnx`: uint8 pixels [N, 28, 28] in, the detector's
 features and the logits out (training.model.scores, normalisation inside the graph), and the
@@ -24,9 +24,8 @@ import torch
 from torch import nn
 
 from training.model import CheckpointError, load_checkpoint, normalise, scores
+from vision_core.formats import METADATA_KEY, ONNX_FORMAT
 
-FORMAT = "vision-ai-onnx/1"
-METADATA_KEY = "vision_ai"  # the metadata_props entry that holds the JSON
 OPSET = 17
 
 
@@ -71,7 +70,7 @@ def export(checkpoint: str | Path) -> Path:
     proto = onnx.load_from_string(buf.getvalue())
     described = {k: v for k, v in meta.items() if k != "sha256"}
     proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(_plain({
-        "format": FORMAT, "source_sha256": meta["sha256"], "metadata": described})))
+        "format": ONNX_FORMAT, "source_sha256": meta["sha256"], "metadata": described})))
     out = checkpoint.with_suffix(".onnx")
     onnx.save(proto, out)
     return out

@@ -1,4 +1,5 @@
-"""The one CNN definition, per-dataset constants, and self-describing checkpoints."""
+"""The one CNN definition and self-describing checkpoints (the per-model constants are
+vision_core.registry's)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from training import decision
-
-FORMAT = "vision-ai-cnn/1"  # bumped whenever the checkpoint layout changes
-
-# Normalisation constants are the training-set pixel statistics (pixel/255).
-DATASETS: dict[str, dict[str, Any]] = {
-    "mnist": {
-        "labels": [str(i) for i in range(10)],
-        "mean": 0.1307,
-        "std": 0.3081,
-        "style": "digit",
-    },
-    "fmnist": {
-        "labels": [
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-        ],
-        "mean": 0.2860,
-        "std": 0.3530,
-        "style": "clothing",
-    },
-}
+from vision_core import decision
+from vision_core.formats import CHECKPOINT_FORMAT as FORMAT
+from vision_core.registry import MODELS
 
 
 class CheckpointError(ValueError):
@@ -101,30 +83,26 @@ def probabilities(model: Net, meta: dict, pixels) -> torch.Tensor:
 
 
 def ood_score(ood: dict, feats: torch.Tensor) -> torch.Tensor:
-    """training.decision.ood_score on torch features (training/ood.py fits with these)."""
+    """vision_core.decision.ood_score on torch features (training/ood.py fits with these)."""
     return torch.from_numpy(decision.ood_score(ood, feats.numpy()))
 
 
 def decide(model: Net, meta: dict, pixels, blank) -> dict[str, Any]:
-    """training.decision.decide on one forward pass of `model` over N uint8 images."""
+    """vision_core.decision.decide on one forward pass of `model` over N uint8 images."""
     feats, logits = features_and_logits(model, meta, pixels)
     return decision.decide(meta, feats.numpy(), logits.numpy(), blank)
-
-
-def file_sha256(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, arch: dict, dataset: str, **meta) -> str:
     """Write weights + everything needed to rebuild and describe them; return the file's sha256."""
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    spec = DATASETS[dataset]
+    spec = MODELS[dataset]
     payload = {
         "format": FORMAT,
         "model_args": arch,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": {"dataset": dataset, "labels": spec["labels"], "mean": spec["mean"],
-                     "std": spec["std"], "style": spec["style"], **meta},
+        "metadata": {"dataset": dataset, "labels": list(spec.labels), "mean": spec.mean,
+                     "std": spec.std, "style": spec.style, **meta},
     }
     buf = io.BytesIO()
     torch.save(payload, buf)

@@ -72,7 +72,7 @@ def _data(ev: Evaluation) -> list[str]:
 
 
 def _ood(ev: Evaluation) -> list[str]:
-    """The decline rule from the metadata, and benchmarks/ood.py's figures for this very file."""
+    """The decline rule from the metadata, and training/ood_eval.py's figures for this very file."""
     ood = ev.meta.get("ood")
     if not ood:
         return ["No out-of-domain detector in this checkpoint: only blank images are declined "
@@ -93,11 +93,14 @@ def _ood(ev: Evaluation) -> list[str]:
                   "on images the detector never saw."]
     results = ev.ood_results
     if not results:
-        return [*lines, "", "No out-of-domain figures for this file: run `make ood`."]
+        return [*lines, "", "No out-of-domain figures for this file: run "
+                       "`python -m training.evaluate` without `--ood-n 0`."]
     through = ("through HTTP, as a user sends them" if results.get("through") == "HTTP"
-               else "through the service's preprocessing and decision code, in-process")
-    lines += ["", f"Measured by `python -m benchmarks.ood` ({results['n']} images per kind, the "
-              f"official test set in full) {through}; see docs/ood.md for the kinds:", "",
+               else "through the service's preprocessing and decision code, in-process "
+                    "(tests/benchmarks/test_ood.py: HTTP answers the same)")
+    lines += ["", f"Measured on training/ood_eval.py's evaluation set ({results['n']} images per "
+              f"kind, the official test set in full) {through}; see docs/ood.md for the kinds:",
+              "",
               _row("out-of-domain kind", "declined"), _row("---", "---")]
     lines += [_row(kind, f"{rate:.1%}") for kind, rate in results["declined"].items()]
     lines += ["", _row("in-domain set", "kept", "accuracy (all)", "/classify: right model",

@@ -7,13 +7,12 @@ CNN weights are not changed; only the checkpoint's metadata gains an `ood` entry
 Negatives (training/ood_negatives.py): the other dataset's training split, synthetic noise,
 shapes and strokes, strips of several training images (multi-digit numbers, several items),
 printed letters and crops of photos. The threshold keeps KEEP of
-the held-out VAL images; the official test sets and benchmarks/ood.py's evaluation set are
+the held-out VAL images; the official test sets and training/ood_eval.py's evaluation set are
 never looked at. docs/ood.md compares this with softmax, energy and Mahalanobis scores.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import data, ood_negatives
+from training import data, ood_negatives, settings
 from training.model import (
     CheckpointError,
     features_and_logits,
@@ -29,6 +28,7 @@ from training.model import (
     ood_score,
     rewrite_metadata,
 )
+from vision_core.registry import others
 
 VAL = 5000  # the last training images: held out of the fit, used to choose the threshold
 KEEP = 0.995  # share of held-out in-domain images the threshold keeps
@@ -43,7 +43,6 @@ CROPS = 1500
 PRINTED_DIGITS = 2000
 WEIGHT_DECAY = 1e-5  # of 1e-3..1e-5, declined most of fresh negatives (seed 99) at equal keep
 SEED = ood_negatives.SEED
-OTHER = {"mnist": "fmnist", "fmnist": "mnist"}
 
 
 def features(model, meta: dict, images, batch: int = 2000) -> torch.Tensor:
@@ -78,7 +77,7 @@ def fit(checkpoint: str | Path, data_dir: str | Path, expected: dict | None = No
     """The `ood` metadata for a checkpoint: detector parameters, threshold and its provenance."""
     torch.manual_seed(SEED)
     model, meta = load_checkpoint(checkpoint)
-    dataset, other = meta["dataset"], OTHER[meta["dataset"]]
+    dataset, (other, *_) = meta["dataset"], others(meta["dataset"])
     for name in (dataset, other):
         data.prepare(name, data_dir, expected=expected)
     train = data.load_split(dataset, data_dir, train=True)
@@ -120,16 +119,13 @@ def fit(checkpoint: str | Path, data_dir: str | Path, expected: dict | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.ood", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="e.g. models/mnist_cnn.pt (rewritten in place)")
-    p.add_argument("--data-dir", default="data", help="torchvision data root (default: data/)")
+    p = settings.checkpoint_cli("python -m training.ood", __doc__,
+                                "e.g. models/mnist_cnn.pt (rewritten in place)")
     args = p.parse_args(argv)
     try:
         ood = fit(args.checkpoint, args.data_dir)
     except (data.DataError, CheckpointError) as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 2
+        return settings.fail(err)
     sha = rewrite_metadata(args.checkpoint, ood=ood)
     print(f"{args.checkpoint}: {ood['method']}, threshold {ood['threshold']:.3f} "
           f"({ood['threshold_split']}); negatives declined {ood['negatives_declined']}; "

@@ -1,8 +1,8 @@
 """Negatives the out-of-domain detector is fitted on (training/ood.py), and printed digits, which
 the digit model must keep; as the service would give them to the model (through
-serve_app.imaging.canonicalise).
+vision_core.imaging.canonicalise).
 
-None of these comes from benchmarks/ood.py's evaluation set: other seeds, other generators, and
+None of these comes from training/ood_eval.py's evaluation set: other seeds, other generators, and
 for text and photos other sources (letters in the faces bundled with Pillow and matplotlib, never
 the DejaVu faces the evaluation prints with; photos from matplotlib's sample data, never
 scikit-image's).
@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-SEED = 11  # benchmarks/ood.py's evaluation set uses another seed and other kinds
+from vision_core.imaging import canonicalise
+
+SEED = 11  # training/ood_eval.py's evaluation set uses another seed and other kinds
 # Letters a handwritten or printed digit can be (O/0, l/1, Z/2, S/5, b/6, B/8, g/9, ...): no model
-# could tell them from the digit, nor should it. benchmarks/ood.py leaves the same ones out.
+# could tell them from the digit, nor should it. training/ood_eval.py leaves the same ones out.
 DIGIT_LIKE = "ODQoIlijJLZzSsbGBgqTt"
 LETTERS = "".join(c for c in string.ascii_letters if c not in DIGIT_LIKE)
 
@@ -30,8 +32,6 @@ def _canonical(img: Image.Image, style: str, rng: random.Random | None = None) -
     """The 28x28 pixels the service would give the model. With `rng`, half the images first
     go through JPEG (quality 50-95), as photos and screenshots are often sent: its 8x8 blocks
     and ringing are a texture of their own."""
-    from serve_app.imaging import canonicalise
-
     if rng is not None and rng.random() < 0.5:
         buf = io.BytesIO()
         img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode).save(

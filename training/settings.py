@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
-from training.paths import ROOT
+from vision_core.paths import ROOT, resolve
+from vision_core.registry import MODELS
 
 CONFIG = ROOT / "config" / "train.yaml"
-DEFAULT_OUTPUT = {"mnist": "models/mnist_cnn.pt", "fmnist": "models/fmnist_cnn.pt"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    p.add_argument("dataset", choices=["mnist", "fmnist"])
+    p.add_argument("dataset", choices=list(MODELS))
     p.add_argument("--data-dir", default="data", help="torchvision data root (default: data/)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--num-workers", type=int, help="Ray Train workers (data-parallel)")
@@ -48,7 +49,7 @@ def build(args: argparse.Namespace) -> dict:
     cfg["storage_path"] = str(Path(cfg["storage_path"]).resolve())
     # A given path is relative to the cwd, as usual for a CLI; the default is the project's.
     cfg["output"] = str(Path(args.output).resolve()) if args.output \
-        else str(ROOT / DEFAULT_OUTPUT[args.dataset])
+        else str(resolve(MODELS[args.dataset].checkpoint))
     return cfg
 
 
@@ -63,3 +64,19 @@ def git_commit() -> str:
             else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def checkpoint_cli(prog: str, doc: str | None, checkpoint_help: str) -> argparse.ArgumentParser:
+    """The command line of the tools that take one checkpoint and the data (evaluate, ood)."""
+    p = argparse.ArgumentParser(prog=prog, description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help=checkpoint_help)
+    p.add_argument("--data-dir", default="data", help="torchvision data root (default: data/)")
+    return p
+
+
+def fail(err: Exception) -> int:
+    """A user's error (bad data, a bad checkpoint) as one line on stderr, and exit code 2: the
+    message already says what to fix, a traceback would bury it."""
+    print("error: " + " ".join(str(err).split()), file=sys.stderr)
+    return 2

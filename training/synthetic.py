@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import RAW_FILES, TORCHVISION_CLASSES, sha256_of
+from training.data import RAW_FILES, folder
+from vision_core.formats import file_sha256
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -28,11 +29,11 @@ def make_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def write_dataset(root: Path | str, dataset: str, n_train: int = 256, n_test: int = 64) -> dict:
     """Write the four raw files under root/<Folder>/raw; return checksums keyed like SHA256."""
-    folder = TORCHVISION_CLASSES[dataset].__name__
-    raw = Path(root) / folder / "raw"
+    where = folder(dataset)
+    raw = Path(root) / where / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     train_x, train_y = make_images(n_train, seed=1)
     test_x, test_y = make_images(n_test, seed=2)
     for name, arr in zip(RAW_FILES, (train_x, train_y, test_x, test_y), strict=True):
         _write_idx(raw / name, arr)
-    return {folder: {name: sha256_of(raw / name) for name in RAW_FILES}}
+    return {where: {name: file_sha256(raw / name) for name in RAW_FILES}}

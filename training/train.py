@@ -22,7 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import data, settings
 from training.augment import augment
-from training.model import DATASETS, Net, file_sha256, load_checkpoint, normalise, save_checkpoint
+from training.export import export
+from training.model import Net, load_checkpoint, normalise, save_checkpoint
+from vision_core.formats import file_sha256
+from vision_core.registry import MODELS
 
 
 def evaluate_split(model, split: data.Split, mean: float, std: float, rank=0, world=1):
@@ -61,12 +64,12 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, opt, sched, cfg: dic
 
     Separate from train_func so benchmarks/train_cost.py can time the same step without Ray.
     """
-    spec = DATASETS[cfg["dataset"]]
+    spec = MODELS[cfg["dataset"]]
     model.train()
     total_loss, seen = 0.0, 0
     for images, labels in loader:
         x = augment(images.float().div_(255).unsqueeze(1), **cfg["augment"])
-        x = (x - spec["mean"]) / spec["std"]
+        x = (x - spec.mean) / spec.std
         loss = F.cross_entropy(model(x), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,7 +97,7 @@ def train_func(cfg: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.manual_seed(cfg["seed"] + rank)  # same init (DDP syncs it), different augmentation
     torch.set_num_threads(cfg["threads_per_worker"])
-    spec = DATASETS[cfg["dataset"]]
+    spec = MODELS[cfg["dataset"]]
     _, test_split, loader = splits(cfg)
     loader = ray.train.torch.prepare_data_loader(loader)  # Ray: shards with a DistributedSampler
 
@@ -124,7 +127,7 @@ def train_func(cfg: dict) -> None:
         if bar:
             bar.close()
         elapsed = time.perf_counter() - t0
-        t_loss, t_correct, t_count = evaluate_split(model, test_split, spec["mean"], spec["std"],
+        t_loss, t_correct, t_count = evaluate_split(model, test_split, spec.mean, spec.std,
                                                     rank, world)
         sums = _all_sum([total_loss, seen, t_loss, t_correct, t_count, elapsed])
         metrics = {"epoch": epoch + 1, "train_loss": sums[0] / sums[1],
@@ -199,7 +202,10 @@ def train(args, cfg: dict, expected: dict | None) -> int:
         train_config={k: v for k, v in cfg.items() if k not in ("arch",)},
         parent_sha256=file_sha256(cfg["init"]) if cfg["init"] else None,
         code_version=settings.git_commit(), train_seconds=round(time.perf_counter() - t0, 1))
-    print(f"saved {cfg['output']}  test_accuracy={final['test_accuracy']:.4%}  sha256={sha[:12]}")
+    # The export the replicas serve (vision_core.onnx_model), so the checkpoint is servable as is.
+    onnx = export(cfg["output"])
+    print(f"saved {cfg['output']} and {Path(onnx).name}  "
+          f"test_accuracy={final['test_accuracy']:.4%}  sha256={sha[:12]}")
     return 0
 
 

@@ -15,7 +15,8 @@ from container.engine import Engine
 from kuberay.rehearsal import operator as op
 from kuberay.rehearsal import pods
 from kuberay.rehearsal.containers import ContainerPod
-from kuberay.rehearsal.image import ROOT, base_env
+from kuberay.rehearsal.image import base_env
+from vision_core.paths import ROOT
 
 IMPORTS = "import ray, serve_app, training"  # what a pod's processes import from the "image"
 HEAD_BY_IP = (

@@ -17,7 +17,7 @@ import time
 from container.engine import Engine, find
 from kuberay.rehearsal.operator import PodPlan, quantity, quantity_value
 from kuberay.rehearsal.pods import Network, Pod, _alive
-from training.paths import ROOT
+from vision_core.paths import ROOT
 
 STALE = re.compile(r"^rh(\d+)-\d+(-init-\d+)?$")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from container import build, standin
 from container.engine import Engine, find
+from vision_core.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin, with ray, serve, python
 CPU_TORCH = build.dockerfile_arg("TORCH_INDEX")  # the train target's default: PyTorch's CPU index
 

@@ -64,7 +64,7 @@ class PodPlan:
 
 
 def quantity(text) -> Fraction:
-    """A Kubernetes quantity ("500m", "3Gi", "2") exactly."""
+    """A Kubernetes quantity ("500m", "2Gi", "1e3") as an exact number."""
     number, suffix = re.fullmatch(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)", str(text)).groups()
     return Fraction(number) * _SUFFIX[suffix]
 

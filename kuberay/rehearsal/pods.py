@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from kuberay.rehearsal.operator import PodPlan
-from training.paths import ROOT
+from vision_core.paths import ROOT
 
 NETNS_ETC = Path("/etc/netns")  # `ip netns exec` bind-mounts /etc/netns/<ns>/hosts on /etc/hosts
 CANDIDATE_SUBNETS = [f"10.253.{i}.0/24" for i in range(14, 24)]

@@ -16,9 +16,10 @@ import yaml
 from kuberay.rehearsal import operator as op
 from kuberay.rehearsal.cluster import DEADLINE_S, Operator, suffix, wait_ready
 from kuberay.rehearsal.dashboard import SERVE_PATH, Dashboard
-from kuberay.rehearsal.image import ROOT
 from kuberay.rehearsal.pods import Pod
 from kuberay.rehearsal.traffic import Load, Service
+from vision_core import onnx_model
+from vision_core.paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 STEADY_S = 10  # after recovering, the load must run this long without a failure
@@ -209,9 +210,6 @@ def pod_path(argv: list[str], mounts: dict[str, str]) -> list[str]:
 
 def ray_job(operator: Operator, job: dict) -> dict:
     """Step 6: the RayJob's own cluster, its submitter (K8sJobMode), and the job's result."""
-    from training import settings
-    from training.model import load_checkpoint
-
     cluster, head, workers, started = start_cluster(operator, job)
     for w in workers:  # K8sJobMode submits once the RayCluster is ready
         wait_ready(w, DEADLINE_S["pod"])
@@ -228,14 +226,15 @@ def ray_job(operator: Operator, job: dict) -> dict:
     except subprocess.TimeoutExpired:
         submitter.kill()
     info = Dashboard(f"http://{head.ip}:{dashboard_port(job)}", operator.token).job(job_id)
-    output = settings.parse_args(argv[3:]).output
+    output = argv[argv.index("--output") + 1]
     on_host = head.on_host(output)
     result = {**started, "job_id": job_id, "entrypoint": shlex.join(argv),
               "status": info.get("status"), "message": info.get("message"),
               "seconds": round(time.monotonic() - t, 1), "submitter_exit": submitter.proc.poll(),
               "checkpoint": None}
+    # training.train exports it: its metadata is readable without torch
     if on_host is not None and on_host.exists():
-        _, meta = load_checkpoint(on_host)
+        _, meta = onnx_model.load(on_host)
         result["checkpoint"] = {"path": output, "dataset": meta["dataset"],
                                 "smoke_test": meta["train_config"]["smoke_test"]}
     if info.get("status") != "SUCCEEDED":

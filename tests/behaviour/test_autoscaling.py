@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.conftest import extra_app, golden, wait_until
-from tests.helpers import Traffic, b64
+from tests.helpers import Traffic, b64, extra_app, golden, wait_until
 
 pytestmark = pytest.mark.ray
 

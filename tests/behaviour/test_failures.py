@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, alive_replicas, extra_app, golden, wait_until
-from tests.helpers import Traffic, b64
+from tests.helpers import Traffic, alive_replicas, b64, extra_app, golden, wait_until
+from vision_core.paths import ROOT
 
 pytestmark = pytest.mark.ray
 FIGURES: dict[str, dict] = {}

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import alive_replicas, golden
-from tests.helpers import Traffic, b64, encode, png_claiming
+from tests.helpers import Traffic, alive_replicas, b64, encode, golden, png_claiming
 
 pytestmark = pytest.mark.ray
 MiB = 1024 * 1024

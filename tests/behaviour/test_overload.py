@@ -11,8 +11,8 @@ import concurrent.futures as cf
 import pytest
 import requests
 
-from tests.conftest import extra_app, golden
-from tests.helpers import b64
+from tests.helpers import b64, extra_app, golden
+from training.export import export
 from training.model import Net, save_checkpoint
 
 pytestmark = pytest.mark.ray
@@ -26,6 +26,7 @@ def slow_checkpoint(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("slow") / "slow.pt"
     # Saved as an "mnist" model: same labels as the served one, so the hot swap accepts it.
     save_checkpoint(path, Net(**arch), arch, "mnist", test_accuracy=0.1)
+    export(path)  # replicas serve the ONNX export
     return str(path)
 
 

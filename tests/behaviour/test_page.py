@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, golden
+from tests.helpers import golden
+from vision_core.paths import ROOT
 
 pytestmark = pytest.mark.ray
 

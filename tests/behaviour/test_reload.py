@@ -7,8 +7,7 @@ import pytest
 import requests
 import torch
 
-from tests.conftest import extra_app, golden, wait_until
-from tests.helpers import Traffic, b64, resaved_mnist
+from tests.helpers import Traffic, b64, extra_app, golden, resaved_mnist, wait_until
 
 pytestmark = pytest.mark.ray
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import TEST_KEY as KEY
-from tests.conftest import TEST_KEY_ENV, extra_app, golden
-from tests.helpers import b64
+from tests.helpers import TEST_KEY as KEY
+from tests.helpers import TEST_KEY_ENV, b64, extra_app, golden
 
 pytestmark = pytest.mark.ray
 

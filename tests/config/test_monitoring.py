@@ -23,7 +23,7 @@ from ray.dashboard.modules.metrics.dashboards.serve_deployment_dashboard_panels 
     serve_deployment_dashboard_config,
 )
 
-from tests.config.conftest import (
+from tests.helpers import (
     DASHBOARD,
     METRIC,
     MONITORING,

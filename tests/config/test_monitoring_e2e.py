@@ -21,8 +21,16 @@ import pytest
 import requests
 import yaml
 
-from tests.config.conftest import MONITORING, ROOT, exported, haproxy_metrics_port_default
-from tests.conftest import GOLDEN, free_port, golden, wait_until
+from tests.helpers import (
+    GOLDEN,
+    MONITORING,
+    exported,
+    free_port,
+    golden,
+    haproxy_metrics_port_default,
+    wait_until,
+)
+from vision_core.paths import ROOT
 
 pytestmark = pytest.mark.ray
 
@@ -145,11 +153,8 @@ def _ready(prom: Prometheus, proc: subprocess.Popen) -> bool:
 
 
 def all_up(prom: Prometheus) -> None:
-    try:
-        wait_until(prom.targets_up, 30, what="every target (ray, haproxy) up")
-    except TimeoutError:
-        pass
-    assert prom.targets_down() == []
+    wait_until(prom.targets_up, 30, what="every target (ray, haproxy) up",
+               state=prom.targets_down)
 
 
 def snapshot(prom: Prometheus) -> dict[str, dict[tuple, int]]:
@@ -206,11 +211,8 @@ def test_prometheus_counts_what_was_sent(prometheus: Prometheus, serve_url: str)
     def seen() -> dict:
         return delta(snapshot(prometheus), before)
 
-    try:
-        wait_until(lambda: seen() == sent, 60, interval=1, what="Prometheus to count the traffic")
-    except TimeoutError:
-        pass
-    assert seen() == sent
+    wait_until(lambda: seen() == sent, 60, interval=1, what=f"Prometheus to count {sent}",
+               state=seen)
     print(f"sent and counted by Prometheus: {sent}")
 
 
@@ -223,11 +225,8 @@ def test_every_listed_metric_is_exported_and_the_rules_evaluate(prometheus: Prom
         return set(listed["scraped"]) - set(prometheus.get("label/__name__/values"))
 
     listed = exported()
-    try:
-        wait_until(lambda: not missing(), 30, interval=1, what="every listed metric")
-    except TimeoutError:
-        pass
-    assert missing() == set()
+    wait_until(lambda: not missing(), 30, interval=1, what="every listed metric",
+               state=missing)
     groups = prometheus.get("rules")["groups"]
     rules = [r for g in groups for r in g["rules"]]
     assert rules and all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
@@ -239,10 +238,8 @@ def test_every_listed_metric_is_exported_and_the_rules_evaluate(prometheus: Prom
         return set(prometheus.vector(
             f"max by (model, version) (ray_vision_model_info{{{APP}}} == 1)", ("model", "version")))
 
-    try:  # a replica started by autoscaling reports from its first metrics export (10 s) on
-        wait_until(lambda: served() == expected, 30, interval=1, what="the served versions")
-    except TimeoutError:
-        pass
-    assert served() == expected
+    # A replica started by autoscaling reports from its first metrics export (10 s) on.
+    wait_until(lambda: served() == expected, 30, interval=1,
+               what=f"the served versions {expected}", state=served)
     assert set(prometheus.vector(f"max by (model) (ray_vision_reload_failed{{{APP}}})",
                                  ("model",)).values()) == {0}

@@ -17,12 +17,12 @@ import pytest
 import requests
 import yaml
 
-from serve_app.settings import serve_env
-from tests.conftest import ROOT, free_port, wait_until
-from tests.helpers import BIN, clean_env, started
+from tests.helpers import BIN, clean_env, free_port, started, wait_until
+from vision_core.paths import ROOT
+from vision_core.serve_config import load, serve_env
 
 pytestmark = pytest.mark.ray  # the session's Serve is moved off the file's HAProxy ports
-CONFIG = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+CONFIG = load()
 URL = f"http://127.0.0.1:{CONFIG['http_options']['port']}"
 SECOND_TERMINAL_STEP = {"RAY_AUTH_MODE": "token"}  # the README's one documented step
 

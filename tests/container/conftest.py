@@ -17,8 +17,8 @@ import requests
 
 from container import build, standin
 from container import engine as engines
-from tests.conftest import ROOT, free_port
-from tests.helpers import BIN, readme_curl, run_curl, started
+from tests.helpers import BIN, free_port, readme_curl, run_curl, started
+from vision_core.paths import ROOT
 
 FIGURES = ROOT / "test-artifacts" / "container.json"
 START_DEADLINE_S = 300  # to the first 200, and again to "healthy"

@@ -8,7 +8,7 @@ import shutil
 import yaml
 
 from container import build, standin
-from tests.conftest import ROOT
+from vision_core.paths import ROOT
 
 
 def test_image_tags_are_the_ones_the_manifests_run() -> None:

@@ -17,8 +17,8 @@ import yaml
 
 from container.preflight import HAPROXY_MIN_OPEN_FILES
 from kuberay.rehearsal.operator import quantity_value
-from tests.conftest import ROOT, golden
-from tests.helpers import readme_curl, run_curl
+from tests.helpers import golden, readme_curl, run_curl
+from vision_core.paths import ROOT
 
 APP = "/home/ray/app"
 STOP_WITHIN_S = 45

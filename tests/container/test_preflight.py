@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import copy
 
-import yaml
-
 from container.preflight import HAPROXY_MIN_OPEN_FILES, haproxy_enabled, problems
-from tests.conftest import ROOT
+from vision_core.serve_config import load
 
-CONFIG = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+CONFIG = load()
 
 
 def without_haproxy() -> dict:

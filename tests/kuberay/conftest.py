@@ -1,4 +1,5 @@
-"""Fixtures for the deployment tests: the manifests in kuberay/, the Dockerfile and the CRDs."""
+"""Fixtures for the deployment tests: the manifests in kuberay/, the Dockerfile and the CRDs
+(helpers: tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.paths import ROOT
-
-KUBERAY = ROOT / "kuberay"
-FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-CRDS_MISSING = ("KubeRay CRD schemas not found: set KUBERAY_CRDS to a folder holding the v1.7.0 "
-                "CRDs (ray-operator/config/crd/bases in ray-project/kuberay at v1.7.0)")
-CRD_FILES = {
-    "RayService": "ray.io_rayservices.yaml",
-    "RayJob": "ray.io_rayjobs.yaml",
-    "RayCluster": "ray.io_rayclusters.yaml",
-}
-
-
-def load_docs(path: Path) -> list[dict]:
-    """Every non-empty document of a multi-document YAML file."""
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def only(manifests: dict[str, list[dict]], name: str, kind: str) -> dict:
-    docs = [d for d in manifests[name] if d["kind"] == kind]
-    assert len(docs) == 1, f"kuberay/{name} should hold exactly one {kind}"
-    return docs[0]
-
-
-def network_policy(manifests: dict[str, list[dict]], name: str) -> dict:
-    """The NetworkPolicy called `name` in kuberay/network-policy.yaml."""
-    (policy,) = [p for p in manifests["network-policy.yaml"] if p["metadata"]["name"] == name]
-    return policy
+from tests.helpers import CRD_FILES, CRDS_MISSING, FAST_LOADER, KUBERAY, load_docs, only
+from vision_core.paths import ROOT
+from vision_core.serve_config import load
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +32,7 @@ def ray_job(manifests) -> dict:
 
 @pytest.fixture(scope="session")
 def serve_config() -> dict:
-    return yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    return load()
 
 
 @pytest.fixture(scope="session")

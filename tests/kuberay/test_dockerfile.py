@@ -5,7 +5,6 @@ from outside the container. tests/container/ builds and runs the image itself.""
 
 from __future__ import annotations
 
-import copy
 import re
 import shlex
 import subprocess
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from training.paths import ROOT
+from vision_core.paths import ROOT
+from vision_core.serve_config import for_host, load
 
 CONTAINER_CONFIG = "config/serve.container.yaml"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -81,9 +81,12 @@ def test_pip_gets_the_hosts_settings_as_build_secrets_only(dockerfile) -> None:
         assert not [a for a in instructions(dockerfile, keyword) if "PIP_" in a]
 
 
-def test_bakes_in_code_config_and_models(dockerfile_stages) -> None:
-    copied = {args.split()[0] for args in instructions(dockerfile_stages["serve"], "COPY")}
-    assert {"pyproject.toml", "serve_app/", "config/", "models/"} <= copied
+def test_bakes_in_code_config_and_models_and_training_only_for_train(dockerfile_stages) -> None:
+    serve = {args.split()[0] for args in instructions(dockerfile_stages["serve"], "COPY")}
+    assert {"pyproject.toml", "vision_core/", "serve_app/", "config/", "models/"} <= serve
+    assert "training/" not in serve  # serving imports only vision_core (tests/test_imports.py)
+    train = {args.split()[0] for args in instructions(dockerfile_stages["train"], "COPY")}
+    assert "training/" in train
 
 
 def test_cmd_checks_the_limits_then_serves_the_container_copy_of_config_serve_yaml(
@@ -97,16 +100,14 @@ def test_cmd_checks_the_limits_then_serves_the_container_copy_of_config_serve_ya
 
 def test_container_config_differs_from_config_serve_yaml_only_in_host(dockerfile,
                                                                        tmp_path: Path) -> None:
-    """Run the Dockerfile's own generating line on tmp paths and compare the result."""
+    """Run the Dockerfile's own generating line, to a tmp path, and compare the result."""
     (run,) = [a for a in instructions(dockerfile, "RUN") if CONTAINER_CONFIG in a]
-    python, flag, program, source, target = shlex.split(run)
-    assert (python, flag, source, target) == ("python", "-c", "config/serve.yaml",
-                                              CONTAINER_CONFIG)
+    *command, target = shlex.split(run)
+    assert command == ["python", "-m", "vision_core.serve_config", "--host", "0.0.0.0"]
+    assert target == CONTAINER_CONFIG
     out = tmp_path / "serve.container.yaml"
-    subprocess.run([sys.executable, "-c", program, str(ROOT / source), str(out)], check=True)
-    expected = copy.deepcopy(yaml.safe_load((ROOT / source).read_text()))
-    expected["http_options"]["host"] = "0.0.0.0"
-    assert yaml.safe_load(out.read_text()) == expected
+    subprocess.run([sys.executable, *command[1:], str(out)], cwd=ROOT, check=True)
+    assert yaml.safe_load(out.read_text()) == for_host(load(), "0.0.0.0")
 
 
 def test_exposes_serve_and_dashboard_and_checks_health(dockerfile, serve_config: dict) -> None:

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT
+from vision_core.paths import ROOT
 
 
 def run_target(tmp_path: Path, context: str, apply: str = "exit 0"

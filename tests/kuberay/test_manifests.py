@@ -16,7 +16,8 @@ import jsonschema
 import pytest
 import ray
 
-from training.paths import ROOT
+from kuberay.rehearsal.operator import quantity
+from vision_core.paths import ROOT
 
 FILES = sorted(p.name for p in (ROOT / "kuberay").glob("*.yaml"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -206,13 +207,6 @@ def containers(manifests: dict) -> Iterator[tuple[str, dict]]:
                     yield f"{name}{path}/{c['name']}", c
             if ray_cluster(doc).get("enableInTreeAutoscaling"):
                 yield f"{name}/autoscaler", ray_cluster(doc).get("autoscalerOptions", {})
-
-
-def quantity(text) -> float:
-    """A Kubernetes quantity ("500m", "2Gi", "1") as a number."""
-    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
-    number, unit = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(text)).groups()
-    return float(number) * units.get(unit, 1)
 
 
 def test_every_container_has_resources_and_a_restricted_security_context(manifests) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.config.conftest import haproxy_metrics_port_default
-from tests.kuberay.conftest import ROOT, only
+from tests.helpers import haproxy_metrics_port_default, only
+from vision_core.paths import ROOT
 
 PROMETHEUS = yaml.safe_load((ROOT / "config" / "monitoring" / "prometheus.yml").read_text())
 # KubeRay starts every Ray node with --metrics-export-port=8080 unless rayStartParams says otherwise.

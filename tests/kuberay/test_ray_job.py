@@ -11,10 +11,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from tests.kuberay.conftest import network_policy
+from tests.helpers import network_policy
 from training import settings
 from training.model import load_checkpoint
-from training.paths import ROOT
+from vision_core.paths import ROOT
 
 PROGRAM = ["python", "-m", "training.train"]
 

@@ -7,28 +7,10 @@ from __future__ import annotations
 import importlib
 import re
 
-import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from tests.kuberay.conftest import network_policy
-from tests.kuberay.test_manifests import quantity
-
-
-def serve_config_v2(ray_service: dict) -> dict:
-    return yaml.safe_load(ray_service["spec"]["serveConfigV2"])
-
-
-def cluster(ray_service: dict) -> dict:
-    return ray_service["spec"]["rayClusterConfig"]
-
-
-def head_container(ray_service: dict) -> dict:
-    return cluster(ray_service)["headGroupSpec"]["template"]["spec"]["containers"][0]
-
-
-def ray_containers(ray_service: dict) -> list[dict]:
-    groups = [cluster(ray_service)["headGroupSpec"], *cluster(ray_service)["workerGroupSpecs"]]
-    return [g["template"]["spec"]["containers"][0] for g in groups]
+from kuberay.rehearsal.operator import quantity
+from tests.helpers import cluster, head_container, network_policy, ray_containers, serve_config_v2
 
 
 def test_serve_config_is_a_valid_serve_deploy_config(ray_service: dict) -> None:

@@ -8,11 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from vision_core.paths import ROOT
+
 REPORT = ROOT / "test-artifacts" / "rehearsal.json"
 TOOLS = ("ip", "unshare", "setpriv", "wget")
 # The module's first test starts the whole rehearsal (the fixture); the rest read its report.

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import yaml
 
-from serve_app.settings import serve_env
-from tests.kuberay.conftest import KUBERAY
-from training.paths import ROOT
+from tests.helpers import KUBERAY
+from vision_core.paths import ROOT
+from vision_core.serve_config import serve_env
 
 
 def test_serve_yaml_names_the_throughput_settings():

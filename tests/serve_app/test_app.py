@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import GOLDEN, ROOT, golden
-from tests.helpers import b64, from_b64, png
+from tests.helpers import GOLDEN, b64, from_b64, golden, png
+from vision_core.paths import ROOT
 
 pytestmark = pytest.mark.ray
 

@@ -16,11 +16,18 @@ from serve_app import classifier as classifier_module
 from serve_app.classifier import Classifier
 from serve_app.settings import ClassifierConfig, resolve
 from tests.helpers import resaved_mnist
+from vision_core.registry import MODELS
+
+
+def new_classifier() -> Classifier:
+    """The digit classifier as a replica builds it, without Serve."""
+    return Classifier.func_or_class("mnist", str(resolve(MODELS["mnist"].checkpoint)),
+                                    chunk_size=64, threads=1)
 
 
 @pytest.fixture(scope="module")
 def classifier():
-    return Classifier.func_or_class("mnist", str(resolve("models/mnist_cnn.pt")), chunk_size=64)
+    return new_classifier()
 
 
 def test_user_config_is_typed_and_strict(classifier):
@@ -55,7 +62,7 @@ def clf(monkeypatch):
     monkeypatch.setattr(classifier_module, "Gauge", FakeGauge)
     monkeypatch.setattr(classifier_module, "Counter", lambda *a, **k: None)
     monkeypatch.setattr(classifier_module, "Histogram", lambda *a, **k: None)
-    return Classifier.func_or_class("mnist", str(resolve("models/mnist_cnn.pt")), chunk_size=64)
+    return new_classifier()
 
 
 def served(clf) -> dict[str, float]:
@@ -95,7 +102,7 @@ def test_the_gauges_are_set_again_while_the_classifier_lives(clf, monkeypatch) -
     """Ray forgets a gauge not set within two metric reports; a thread sets them anew."""
     monkeypatch.setattr(classifier_module, "GAUGE_REFRESH_S", 0.05)
     before = set(threading.enumerate())
-    clf = Classifier.func_or_class("mnist", str(resolve("models/mnist_cnn.pt")), chunk_size=64)
+    clf = new_classifier()
     (thread,) = set(threading.enumerate()) - before
     clf._served.values.clear()
     clf._reload_failed.values.clear()

@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT, golden
+from tests.helpers import golden
+from vision_core.paths import ROOT
 
-# Every package of serving code (vision_core/ once it exists: the torch-free core).
-SERVING = [p for p in ("serve_app", "vision_core") if (ROOT / p).is_dir()]
+# Every package of serving code: what the `serve` image carries (Dockerfile).
+SERVING = ["vision_core", "serve_app"]
 
 # Run in a fresh interpreter where `import torch` fails, as in the serve image: import every
 # serving module, build the whole app from config/serve.yaml, then construct its deployments'
@@ -17,7 +18,6 @@ SERVING = [p for p in ("serve_app", "vision_core") if (ROOT / p).is_dir()]
 # each model's runtime.
 WITHOUT_TORCH = r"""
 import asyncio, importlib, json, pkgutil, sys
-import yaml
 
 class NoTorch:
     def find_spec(self, name, path=None, target=None):
@@ -42,11 +42,11 @@ for package in sys.argv[1].split(","):
 from serve_app.app import build_app
 from serve_app.classifier import Classifier
 from serve_app.preprocess import Preprocess
-from serve_app.runtime import load
 from serve_app.settings import AppArgs, resolve
+from vision_core import serve_config
+from vision_core.onnx_model import load
 
-(app,) = yaml.safe_load(open("config/serve.yaml"))["applications"]
-args = AppArgs.model_validate(app["args"])
+args = AppArgs.model_validate(serve_config.app(serve_config.load())["args"])
 build_app(args)
 
 
@@ -55,7 +55,8 @@ async def classify(image: bytes) -> dict:
     out = {}
     for name, spec in args.models.items():
         path = str(resolve(spec.checkpoint))
-        clf = Classifier.func_or_class(name, path, args.chunk_size)  # what a replica runs
+        # What a replica runs (build_app binds the same arguments).
+        clf = Classifier.func_or_class(name, path, args.chunk_size, args.classifier_threads)
         clf.check_health()
         info = await clf.info()
         pixels, _ = await pre.run([image], info["style"])
@@ -76,8 +77,8 @@ def test_serving_runs_where_torch_cannot_be_imported():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert {"serve_app.app", "serve_app.classifier", "serve_app.runtime",
-            "serve_app.ingress"} <= set(out["imported"])
+    assert {"serve_app.app", "serve_app.classifier", "serve_app.ingress",
+            "vision_core.onnx_model"} <= set(out["imported"])
     assert {m["runtime"] for m in out["answer"].values()} == {"onnxruntime"}, out["answer"]
     assert out["answer"]["mnist"]["class_id"] == label
 

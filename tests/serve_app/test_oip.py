@@ -12,8 +12,7 @@ from PIL import Image
 
 from serve_app import oip
 from serve_app.errors import ApiError
-from tests.conftest import golden
-from tests.helpers import b64, encode
+from tests.helpers import b64, encode, golden
 
 
 def dataset_digits(n: int = 4) -> tuple[np.ndarray, list[int]]:
@@ -82,7 +81,10 @@ def test_triton_client_health_and_metadata(triton):
     assert client.is_model_ready("mnist") and client.is_model_ready("fmnist")
     meta = client.get_model_metadata("mnist")
     assert {i["name"] for i in meta["inputs"]} == {"input", "image"}
-    assert {o["name"] for o in meta["outputs"]} == {"probabilities", "class_id", "label"}
+    assert {o["name"] for o in meta["outputs"]} == {"probabilities", "class_id", "label",
+                                                    "accepted"}
+    assert meta["platform"] == "onnxruntime_onnx"  # what the replicas run
+    assert meta["outputs"][0]["shape"] == [-1, 10]
 
 
 @pytest.mark.ray

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from serve_app.schemas import PredictRequest, PredictResponse, prediction
 from serve_app.settings import AppArgs, ModelSpec
-from training.model import DATASETS
+from vision_core.registry import MODELS
 
 
 def test_request_accepts_one_or_many_images():
@@ -23,7 +23,7 @@ def test_request_rejects_wrong_shapes(body):
 
 
 def test_prediction_maps_argmax_to_label():
-    labels = DATASETS["fmnist"]["labels"]
+    labels = list(MODELS["fmnist"].labels)
     probs = [0.01] * 10
     probs[9] = 0.91
     pred = prediction(probs, labels)

@@ -11,6 +11,7 @@ import torch
 
 from training import data
 from training.synthetic import make_images, write_dataset
+from vision_core.formats import file_sha256
 
 
 @pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST"), ("fmnist", "FashionMNIST")])
@@ -48,7 +49,7 @@ def test_checksum_mismatch_names_the_file_and_the_fix(tmp_path: Path) -> None:
         data.prepare("mnist", tmp_path, download=False, expected=expected)
     message = str(err.value)
     assert f"checksum mismatch for {bad}" in message
-    assert expected["MNIST"][bad.name] in message and data.sha256_of(bad) in message
+    assert expected["MNIST"][bad.name] in message and file_sha256(bad) in message
     assert "make data" in message
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import data, evaluate
+from training import data, evaluate, ood_eval, realistic
 from training.model import load_checkpoint, normalise
+from training.synthetic import write_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -57,7 +58,7 @@ def test_cli_json_is_the_last_line(synthetic: tuple[Path, dict], tiny_checkpoint
                                    capsys: pytest.CaptureFixture[str]) -> None:
     root, expected = synthetic
     monkeypatch.setattr(data, "SHA256", expected)  # the CLI only accepts "official" checksums
-    code = evaluate.main([str(tiny_checkpoint), "--data-dir", str(root), "--json",
+    code = evaluate.main([str(tiny_checkpoint), "--data-dir", str(root), "--json", "--ood-n", "0",
                           "--out-dir", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 0
@@ -90,3 +91,20 @@ def test_cli_refuses_a_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixt
     junk.write_bytes(b"not a checkpoint")
     err = _run_failing([str(junk), "--data-dir", str(tmp_path)], capsys)
     assert str(junk) in err
+
+
+def test_the_card_measures_the_out_of_domain_evaluation_set(tmp_path: Path, tiny_checkpoint: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """training/ood_eval.py in-process, for this checkpoint, beside the served other model."""
+    root = tmp_path / "data"
+    expected = {**write_dataset(root, "mnist", n_train=64, n_test=40),
+                **write_dataset(root, "fmnist", n_train=64, n_test=40)}
+    monkeypatch.setattr(data, "SHA256", expected)  # the evaluation set reads the official names
+    ev = evaluate.evaluate(tiny_checkpoint, root, ood_n=2)
+    found = ev.ood_results
+    assert found["n"] == 2 and found["through"] == "in-process"
+    assert found["sha256"] == ev.meta["sha256"]  # this file, not the served digit model
+    assert set(found["declined"]) == set(ood_eval.kinds())
+    assert set(found["kept"]) == {"test", *realistic.MAKERS["mnist"]}
+    assert all(0 <= rate <= 1 for rate in found["declined"].values())

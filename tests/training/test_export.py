@@ -9,9 +9,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from training.export import FORMAT, METADATA_KEY, export
-from training.model import features_and_logits, file_sha256, load_checkpoint
-from training.paths import ROOT
+from training.export import export
+from training.model import features_and_logits, load_checkpoint
+from vision_core.formats import METADATA_KEY, file_sha256
+from vision_core.formats import ONNX_FORMAT as FORMAT
+from vision_core.paths import ROOT
 
 
 def session(path) -> ort.InferenceSession:
@@ -43,7 +45,7 @@ def test_the_export_carries_the_checkpoints_metadata(tiny_checkpoint) -> None:
 
 @pytest.mark.parametrize("name", ["mnist", "fmnist"])
 def test_the_committed_exports_are_current(name) -> None:
-    """A checkpoint changed without `make export` would be served by torch: caught here."""
+    """A checkpoint changed without `make export` would be refused by the service: caught here."""
     pt, onnx_path = ROOT / f"models/{name}_cnn.pt", ROOT / f"models/{name}_cnn.onnx"
     doc = json.loads(session(onnx_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
     assert doc["source_sha256"] == file_sha256(pt)

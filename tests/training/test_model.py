@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from training.model import (
-    DATASETS,
     FORMAT,
     CheckpointError,
     Net,
-    file_sha256,
     load_checkpoint,
     normalise,
     probabilities,
     save_checkpoint,
 )
+from vision_core.formats import file_sha256
+from vision_core.registry import MODELS
 
 ARCH = {"channels": [4, 8], "hidden": 16, "dropout": 0.0, "num_classes": 10}
 
@@ -35,7 +35,7 @@ def test_normalise_adds_channel_and_scales() -> None:
     assert torch.allclose(x[0, 0, 0], torch.tensor([-2.0, 2.0]))
 
 
-@pytest.mark.parametrize("dataset", sorted(DATASETS))
+@pytest.mark.parametrize("dataset", list(MODELS))
 def test_checkpoint_round_trip_rebuilds_model_and_metadata(tmp_path: Path, dataset: str) -> None:
     torch.manual_seed(0)
     model = Net(**ARCH).eval()
@@ -43,9 +43,9 @@ def test_checkpoint_round_trip_rebuilds_model_and_metadata(tmp_path: Path, datas
     sha = save_checkpoint(path, model, ARCH, dataset, test_accuracy=0.5, history=[])
     loaded, meta = load_checkpoint(path)
     assert sha == file_sha256(path) == meta["sha256"]
-    spec = DATASETS[dataset]
-    assert meta["dataset"] == dataset and meta["labels"] == spec["labels"]
-    assert (meta["mean"], meta["std"]) == (spec["mean"], spec["std"])
+    spec = MODELS[dataset]
+    assert meta["dataset"] == dataset and meta["labels"] == list(spec.labels)
+    assert (meta["mean"], meta["std"], meta["style"]) == (spec.mean, spec.std, spec.style)
     assert meta["test_accuracy"] == 0.5 and meta["model_args"]["channels"] == (4, 8)
     assert not loaded.training
     x = torch.randn(3, 1, 28, 28)
@@ -100,8 +100,10 @@ def test_labels_are_torchvisions() -> None:
     """torchvision's dataset classes are an independent record of the official label order."""
     from torchvision.datasets import MNIST, FashionMNIST
 
-    assert DATASETS["fmnist"]["labels"] == FashionMNIST.classes
-    assert DATASETS["mnist"]["labels"] == [c.split(" - ")[0] for c in MNIST.classes]
+    assert list(MODELS["fmnist"].labels) == FashionMNIST.classes
+    assert list(MODELS["mnist"].labels) == [c.split(" - ")[0] for c in MNIST.classes]
+    assert (MODELS["mnist"].dataset, MODELS["fmnist"].dataset) == (MNIST.__name__,
+                                                                   FashionMNIST.__name__)
 
 
 def test_missing_file(tmp_path: Path) -> None:

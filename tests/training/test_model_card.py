@@ -8,16 +8,16 @@ from pathlib import Path
 import torch
 
 from training.evaluation import Evaluation
-from training.model import DATASETS
 from training.model_card import render
+from vision_core.registry import MODELS
 
 
 def _evaluation(tmp_path: Path, **meta: object) -> Evaluation:
     path = tmp_path / "m.pt"
     path.write_bytes(b"x" * 2048)
-    spec = DATASETS["fmnist"]
-    base = {"dataset": "fmnist", "labels": spec["labels"], "mean": spec["mean"],
-            "std": spec["std"], "style": spec["style"], "sha256": "f" * 64,
+    spec = MODELS["fmnist"]
+    base = {"dataset": "fmnist", "labels": list(spec.labels), "mean": spec.mean,
+            "std": spec.std, "style": spec.style, "sha256": "f" * 64,
             "model_args": {"channels": (32, 64), "hidden": 256, "dropout": 0.3,
                            "num_classes": 10}}
     confusion = torch.eye(10, dtype=torch.long) * 9
@@ -60,7 +60,7 @@ def test_out_of_domain_section_follows_the_metadata_and_the_measured_figures(tmp
     card = render(replace(ev, ood_results=results), {"confusion": "c.png", "training": None})
     assert "| threshold | `-0.2500` |" in card and "**Disclosure:**" in card
     assert "| photo | 98.0% |" in card and "| test | 99.6% | 93.68% | 99.6% | 93.4% |" in card
-    assert "in-process" in card  # results written before benchmarks/ood.py sent them over HTTP
+    assert "in-process" in card  # training.evaluate measures them with training/ood_eval.py
     over_http = render(replace(ev, ood_results={**results, "through": "HTTP"}),
                        {"confusion": "c.png", "training": None})
     assert "through HTTP" in over_http and "in-process" not in over_http

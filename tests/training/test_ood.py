@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from training import data, ood
-from training.model import decide, file_sha256, load_checkpoint, ood_score, rewrite_metadata
+from training.model import decide, load_checkpoint, ood_score, rewrite_metadata
 from training.synthetic import write_dataset
+from vision_core.formats import file_sha256
 
 
 @pytest.fixture

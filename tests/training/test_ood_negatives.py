@@ -1,5 +1,5 @@
 """training/ood_negatives.py: reproducible 28x28 images as the service would canonicalise them,
-drawn from sources the evaluation set (benchmarks/ood.py) does not use."""
+drawn from sources the evaluation set (training/ood_eval.py) does not use."""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from training.model import file_sha256, load_checkpoint
-from training.paths import ROOT
+from training.model import load_checkpoint
+from vision_core.formats import file_sha256
+from vision_core.paths import ROOT
 
 pytestmark = pytest.mark.ray
 

@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import ROOT, free_port, golden
-from training.model import DATASETS
+from tests.helpers import free_port, golden
 from vision_client import cli as client
+from vision_core.paths import ROOT
+from vision_core.registry import MODELS
 
 OK = {"model": "mnist", "model_version": "abc", "class_id": 7, "label": "7",
       "confidence": 0.9876, "probabilities": [0.0] * 10}
@@ -164,7 +165,7 @@ def test_predict_files_prints_a_table(capsys, serve_url):
     code, out, err = run(capsys, "predict", *(str(p) for p, _ in images), "--url", serve_url)
     assert code == 0, err
     rows = [line.split() for line in out.splitlines()[1:len(images) + 1]]
-    names = DATASETS["mnist"]["labels"]
+    names = list(MODELS["mnist"].labels)
     assert [(r[0], r[1]) for r in rows] == [(str(p), names[y]) for p, y in images]
 
 
