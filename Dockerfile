@@ -14,6 +14,7 @@
 ARG BASE_IMAGE=rayproject/ray:2.60.0-py311-cpu
 
 # ---- base: the serving dependencies and the hardened user, no project code yet
+# checkov:skip=CKV_DOCKER_7:the tag is pinned by ARG BASE_IMAGE above; checkov does not read ARGs
 FROM ${BASE_IMAGE} AS base
 
 WORKDIR /home/ray/app

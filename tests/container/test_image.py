@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
@@ -20,6 +23,8 @@ from kuberay.rehearsal.operator import quantity_value
 from tests.helpers import golden, readme_curl, run_curl
 from vision_core.paths import ROOT
 
+# The first test also builds the stand-in base where it is not cached (minutes on 2 cores).
+pytestmark = pytest.mark.timeout(1500)
 APP = "/home/ray/app"
 STOP_WITHIN_S = 45
 # Every process, from /proc: pid, name and the four uids (real, effective, saved, filesystem).
@@ -170,6 +175,24 @@ def test_memory_after_load_fits_what_the_rayservice_gives_head_and_worker(contai
     limits = [g["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
               for g in pods]
     assert 0 < used < sum(quantity_value(m) for m in limits), (used, limits)
+
+
+def test_the_hosts_pip_settings_left_no_trace(container) -> None:
+    """They reached the build as secrets: no pip config, PIP_ variable or secret file stays."""
+    done = container.exec("bash", "-c", "pip config list; env | grep ^PIP_; "
+                          "ls /run/secrets/pip_cert /run/secrets/pip_index_url 2>/dev/null")
+    assert done.stdout.strip() == "", done.stdout
+
+
+def test_make_image_prints_the_base_the_tag_and_the_size(serve_image) -> None:
+    """The README's `make image`, on the layers the fixture built (so seconds, not minutes)."""
+    done = subprocess.run(["make", "--no-print-directory", "image"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert [line for line in lines if line.startswith("base: ")], lines[:5]
+    assert re.fullmatch(rf"{re.escape(serve_image)}  \d+ MB  \(built with \w+ in \d+ s\)",
+                        lines[-1]), lines[-1]
 
 
 def test_it_refuses_to_start_without_the_open_files_haproxy_needs(engine, serve_image) -> None:
