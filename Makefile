@@ -7,7 +7,7 @@ SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
 .PHONY: install test serve monitor lint data train ood-fit export cards ood realistic bench \
-        bench-train clean scan k8s-validate rehearse sync-kuberay
+        bench-train clean scan k8s-validate rehearse sync-kuberay image
 
 # Every registered model's checkpoint (vision_core/registry.py, the one list of the models).
 CHECKPOINTS := $(shell $(PY) -c 'from vision_core.registry import MODELS; \
@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[train,dev]'
 	touch $(STAMP)
 
 # The KubeRay CRD schemas come from ../shared where it exists (CI); a user's clone has none,
@@ -47,6 +47,14 @@ serve: install
 	PATH="$(abspath $(BIN)):$$PATH" RAY_PROMETHEUS_HOST=$(RAY_PROMETHEUS_HOST) \
 	  RAY_PROMETHEUS_NAME=$(RAY_PROMETHEUS_NAME) RAY_GRAFANA_HOST=$(RAY_GRAFANA_HOST) \
 	  serve run config/serve.yaml
+
+# The container image with docker or podman, whichever is here: Ray's upstream base where it can
+# be pulled, the local stand-in built from Debian's packages otherwise (docs/standin-base.md);
+# prints the tag and size. TARGET=train builds the RayJob's image (CPU torch; TORCH_INDEX=URL
+# takes torch from another index). Standard library only: no venv needed.
+TARGET ?= serve
+image:
+	$(PY) -m container.build --target $(TARGET) $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX))
 
 # Prometheus with the project's config and alert rules (config/monitoring/), scraping every node of
 # the local Ray session through Ray's service-discovery file. Debian's `prometheus` package; other
@@ -114,9 +122,12 @@ scan: $(SCAN_VENV)/bin/checkov
 	$(CHECKOV) --framework kubernetes -d kuberay
 
 # Play the KubeRay operator's part against a real multi-node Ray cluster in network namespaces,
-# started from kuberay/*.yaml (needs root and iproute2; kuberay/README.md, "Rehearsal").
+# started from kuberay/*.yaml (needs root and iproute2; kuberay/README.md, "Rehearsal"). Each pod
+# runs its manifest's image as a container where podman can (building it as `make image` does),
+# else the venv, saying so; PODS=venv runs every pod from the venv.
+PODS ?= image
 rehearse: install
-	$(BIN)/python -m kuberay.rehearse --report test-artifacts/rehearsal.json
+	$(BIN)/python -m kuberay.rehearse --report test-artifacts/rehearsal.json --pods $(PODS)
 
 # serveConfigV2 in kuberay/ray-service.yaml is generated from config/serve.yaml.
 sync-kuberay: install

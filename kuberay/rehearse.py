@@ -2,6 +2,10 @@
 started from kuberay/ray-service.yaml and kuberay/ray-job.train.yaml, each pod in a network
 namespace of its own, and write a JSON report of what happened (kuberay/README.md, "Rehearsal").
 
+Each pod runs as a container of the image its manifest names, built as `make image` builds it,
+where podman can run containers; otherwise (and for an image not built here) it runs the
+project's venv, and the run says so in one line.
+
 Needs root and iproute2. Everything it creates is named rh<pid>... and removed when it ends.
 """
 
@@ -18,26 +22,29 @@ from pathlib import Path
 
 import yaml
 
+from kuberay.rehearsal import containers, image, pods, steps
 from kuberay.rehearsal import operator as op
-from kuberay.rehearsal import pods, steps
 from kuberay.rehearsal.cluster import Operator
 from vision_core.paths import ROOT
 
 DEFAULT_REPORT = ROOT / "test-artifacts" / "rehearsal.json"
 STATIC_DEVIATIONS = [
     "Pods are network namespaces on one host, each with its own address on a private bridge, "
-    "private /tmp and /dev/shm, dropped capabilities and no-new-privileges; no container "
-    "runtime, so CPU and memory limits are not enforced (they only become --num-cpus and "
-    "--memory, as the operator passes them) and seccomp is not applied.",
+    "private /tmp and /dev/shm, dropped capabilities and no-new-privileges.",
     "Services: no kube-proxy; the serve Service is emulated (ready pods labelled "
     "ray.io/serve=true, readiness probes every 5 s, a deleted pod leaves at once); the operator "
     "and the load run on the host.",
-    "Claims: each PersistentVolumeClaim is one shared folder, seen in the pods at "
-    "/tmp/pvc/<claim>; the RayJob entrypoint's paths under the mountPaths are rewritten to it.",
+    "Claims: each PersistentVolumeClaim is one shared folder on the host.",
     "The autoscaler sidecar and liveness probes are not run; worker groups stay at `replicas`.",
     "Secret vision-ai-api-key is absent (it is optional): the inference routes are open.",
     "The RayJob's cluster is deleted as soon as the job ends (not ttlSecondsAfterFinished later).",
 ]
+IN_CONTAINERS = (
+    "Pods with an image run it as a container (podman, runc) joined to the pod's namespace, with "
+    "the manifest's user, fsGroup, dropped capabilities, no-new-privileges, CPU and memory "
+    "limits (cgroups), /dev/shm, claims at their mountPaths and podman's default seccomp "
+    "profile; the container's /tmp is a host folder (its logs outlive it); readiness probes run "
+    "in the container, also the head's (an httpGet from the kubelet on a cluster).")
 
 
 def manifest(name: str, kind: str) -> dict:
@@ -46,21 +53,39 @@ def manifest(name: str, kind: str) -> dict:
     return doc
 
 
-def rehearse(report: dict) -> None:
+def images(doc) -> set[str]:
+    """Every container image a manifest names."""
+    if isinstance(doc, list):
+        return set().union(*map(images, doc)) if doc else set()
+    if not isinstance(doc, dict):
+        return set()
+    named = {c["image"] for c in doc.get("containers", []) if "image" in c}
+    return named.union(*map(images, doc.values()))
+
+
+def rehearse(report: dict, use_images: bool = True) -> None:
     service, job = manifest("ray-service.yaml", "RayService"), manifest("ray-job.train.yaml",
                                                                           "RayJob")
     deviations = report["deviations"]
     deviations += STATIC_DEVIATIONS
+    wanted = images([service, job])
+    engine, ready, notes = image.prepare(wanted, use_images)
+    for line in notes:
+        print(f"rehearse: {line}", flush=True)
+    deviations += notes + ([IN_CONTAINERS] if ready else [])
+    report["runtime"] = {"engine": engine.name if engine else None,
+                         "images": {tag: "container" if tag in ready else "venv"
+                                    for tag in sorted(wanted)}}
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if 0 <= hard < op.OPEN_FILES:
         deviations.append(f"`ulimit -n {op.OPEN_FILES}` in the pods' command fails: this "
                           f"machine's hard limit is {hard} open files.")
-    removed = pods.sweep()
+    removed = pods.sweep() + (containers.sweep(engine) if engine else [])
     if removed:
         report["removed_from_earlier_runs"] = removed
     with pods.Network() as net:
         report["network"] = {"subnet": str(net.subnet), "bridge": net.bridge}
-        operator = Operator(net, deviations)
+        operator = Operator(net, deviations, engine, frozenset(ready))
         report["steps"] = results = {}
         try:
             results.update(steps.service(operator, service))
@@ -69,8 +94,10 @@ def rehearse(report: dict) -> None:
             report["logs"] = {p.plan.name: p.tail() for p in net.pods}
             raise
         finally:
-            report["pods"] = {p.plan.name: {"ip": p.ip, "command": p.plan.command}
-                              for p in net.pods}
+            report["pods"] = {p.plan.name: {
+                "ip": p.ip, "command": p.plan.command,
+                "runs": p.plan.image if isinstance(p, containers.ContainerPod) else "venv"}
+                for p in net.pods}
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -101,6 +128,9 @@ def checks(steps: dict) -> dict[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+    parser.add_argument("--pods", choices=("image", "venv"), default="image",
+                        help="run pods as containers of the images (where podman can), or all "
+                             "from the project's venv")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("the rehearsal needs root (network namespaces); nothing was started")
@@ -111,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"ok": False, "deviations": []}
     t0 = time.monotonic()
     try:
-        rehearse(report)
+        rehearse(report, use_images=args.pods == "image")
         report["checks"] = checks(report["steps"])
         report["ok"] = all(report["checks"].values())
     except BaseException as err:  # noqa: BLE001 - reported, then re-raised below
@@ -124,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             "namespaces": [n for n in pods.ip("netns", "list").split() if
                            n.startswith(f"rh{os.getpid()}-")],
             "folders": [str(p) for p in Path("/tmp").glob(f"rh-{os.getpid()}")],
+            "containers": containers.left(f"rh{os.getpid()}-"),
             "host_ray_address_file_changed": before != after,
         }
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Test-only helpers shared by the test files: the golden images, encoded images and base64 text,
 the steady background traffic that the behaviour tests keep up while they break, scale or reload
-the app, deploying Serve configs, and waiting.
+the app, deploying Serve configs, and waiting; the docs' curl examples, and a local start of the
+service the way a user does it (`make serve`).
 
 Fixtures live in the conftest.py files; these are plain functions and classes, imported by name.
 """
@@ -13,7 +14,9 @@ import copy
 import inspect
 import io
 import json
+import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
+import psutil
 import requests
 import yaml
 from PIL import Image
@@ -33,6 +37,7 @@ from vision_core.paths import ROOT
 from vision_core.serve_config import for_host, load
 
 GOLDEN = ROOT / "tests" / "golden"
+BIN = ROOT / ".venv" / "bin"
 TEST_KEY_ENV, TEST_KEY = "VISION_TEST_API_KEY", "k3y-for-tests-0123456789abcdef"
 
 
@@ -380,3 +385,86 @@ def head_container(ray_service: dict) -> dict:
 def ray_containers(ray_service: dict) -> list[dict]:
     groups = [cluster(ray_service)["headGroupSpec"], *cluster(ray_service)["workerGroupSpecs"]]
     return [g["template"]["spec"]["containers"][0] for g in groups]
+
+
+# ---- The docs' examples of the local service: a curl command and the answer shown under it.
+
+SHOWN_URL = "http://127.0.0.1:8000"
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def curl_examples(doc: Path) -> list[tuple[str, str]]:
+    """(bash command, the JSON shown as its answer) for each curl example of the local service."""
+    text, examples = doc.read_text(), []
+    blocks = list(BLOCK.finditer(text))
+    for i, block in enumerate(blocks):
+        following = blocks[i + 1] if i + 1 < len(blocks) else None
+        lang, body = block.group(1), block.group(2)
+        if SHOWN_URL not in body or "curl" not in body:
+            continue
+        if lang == "bash" and following is not None and following.group(1) == "json" \
+                and not text[block.end():following.start()].strip():
+            examples.append((body, following.group(2)))
+        elif lang == "console":  # `$ command` lines, each followed by its output
+            for part in re.split(r"^\$ ", body, flags=re.M)[1:]:
+                command, _, output = part.partition("\n")
+                if command.startswith("curl") and output.strip():
+                    examples.append((command, output))
+    return examples
+
+
+def readme_curl() -> str:
+    """The README's first curl command (its "Try it" section): the seed's contract."""
+    return curl_examples(ROOT / "README.md")[0][0]
+
+
+def run_curl(command: str, url: str) -> bytes:
+    """A docs curl command sent to `url` instead of the one shown; the answer's bytes."""
+    done = subprocess.run(["bash", "-c", command.replace(SHOWN_URL, url)], cwd=ROOT,
+                          capture_output=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command}: exit code {done.returncode}: {done.stderr[-500:]!r}")
+    return done.stdout
+
+
+# ---- A local start of the service the way a user does it (`make serve`), in its own session.
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A new terminal's environment: nothing of the test session's Ray."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RAY_", "VISION_")) and k != "PYTHONPATH"}
+    return {**env, "PATH": f"{BIN}:{env.get('PATH', '')}", **extra}
+
+
+def in_session(sid: int) -> list[psutil.Process]:
+    """Every process of a session. Ray puts HAProxy in a process group of its own, and it
+    outlives a killed parent, so stopping a process group is not enough."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(proc.pid) == sid:
+                found.append(proc)
+    return found
+
+
+@contextlib.contextmanager
+def started(cmd: list[str], log: Path):
+    """Run `cmd` in a session of its own and stop exactly that session afterwards
+    (Ctrl-C first, as a user would; then whatever of the session is left)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        left = in_session(proc.pid)
+        for child in left:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(left, timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)

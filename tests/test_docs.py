@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SHOWN_URL, curl_examples
 from vision_core.paths import ROOT
 
 DOC_GLOBS = ("README.md", "docs/**/*.md", "benchmarks/README.md", "benchmarks/NOTES.md",
@@ -142,29 +143,6 @@ def test_relative_links_resolve(doc: Path):
 
 # The examples against the running service: each curl command shown with its answer is run
 # against the session's service, and must answer with the keys (and labels, error codes) shown.
-SHOWN_URL = "http://127.0.0.1:8000"
-BLOCK = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
-
-
-def curl_examples(doc: Path) -> list[tuple[str, str]]:
-    """(bash command, the JSON shown as its answer) for each curl example of the local service."""
-    text, examples = doc.read_text(), []
-    blocks = list(BLOCK.finditer(text))
-    for i, block in enumerate(blocks):
-        following = blocks[i + 1] if i + 1 < len(blocks) else None
-        lang, body = block.group(1), block.group(2)
-        if SHOWN_URL not in body or "curl" not in body:
-            continue
-        if lang == "bash" and following is not None and following.group(1) == "json" \
-                and not text[block.end():following.start()].strip():
-            examples.append((body, following.group(2)))
-        elif lang == "console":  # `$ command` lines, each followed by its output
-            for part in re.split(r"^\$ ", body, flags=re.M)[1:]:
-                command, _, output = part.partition("\n")
-                if command.startswith("curl") and output.strip():
-                    examples.append((command, output))
-    return examples
-
 
 def shape(value):
     """What an answer promises: its keys all the way down, its labels and error codes."""

@@ -11,14 +11,16 @@ import sys
 
 from vision_core.paths import ROOT
 
-OURS = ("vision_core", "serve_app", "training", "vision_client", "kuberay", "benchmarks")
+OURS = ("vision_core", "serve_app", "training", "vision_client", "kuberay", "benchmarks",
+        "container")
 # Who may import whom. Benchmarks sit on top: they measure both sides and start the service.
 ALLOWED = {
     "vision_core": set(),
     "serve_app": {"vision_core"},
     "training": {"vision_core"},
     "vision_client": set(),
-    "kuberay": {"vision_core"},
+    "kuberay": {"vision_core", "container"},  # the rehearsal's pods run the images
+    "container": set(),  # `make image` runs before any venv: the standard library (and PyYAML)
     "benchmarks": {"vision_core", "serve_app", "training"},
 }
 # The core is small: the standard library, numpy, Pillow and PyYAML (ONNX Runtime in its loader).

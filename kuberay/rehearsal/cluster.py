@@ -11,8 +11,10 @@ import string
 import subprocess
 import time
 
+from container.engine import Engine
 from kuberay.rehearsal import operator as op
 from kuberay.rehearsal import pods
+from kuberay.rehearsal.containers import ContainerPod
 from kuberay.rehearsal.image import base_env
 from vision_core.paths import ROOT
 
@@ -30,14 +32,17 @@ def suffix() -> str:
 
 
 class Operator:
-    """Creates pods the way KubeRay does, and tracks them for the report and the clean-up."""
+    """Creates pods the way KubeRay does, and tracks them for the report and the clean-up. A pod
+    whose image is in `images` runs as a container of it; any other runs the project's venv."""
 
-    def __init__(self, net: pods.Network, deviations: list[str]) -> None:
+    def __init__(self, net: pods.Network, deviations: list[str], engine: Engine | None = None,
+                 images: frozenset[str] = frozenset()) -> None:
         self.net, self.deviations = net, deviations
+        self.engine, self.images = engine, images
         self.token = base64.b64encode(os.urandom(32)).decode()  # generateRandomToken(32)
-        self.env, notes = base_env()
-        self.deviations += [*notes, HEAD_BY_IP]
-        self.as_root = None  # decided on the first pod
+        self.env, self.venv_notes = base_env()
+        self.deviations.append(HEAD_BY_IP)
+        self.as_root = None  # decided on the first venv pod
 
     def cluster(self, doc: dict) -> str:
         """A RayCluster for `doc`: its head Service name resolves to the head pod from now on."""
@@ -50,7 +55,12 @@ class Operator:
         for name, address in self.net.names.items():  # see HEAD_BY_IP
             plan.command = plan.command.replace(name, address)
             plan.env = {k: v.replace(name, address) for k, v in plan.env.items()}
-        pod = self.net.pod(plan, self.env, ROOT)
+        if self.engine is not None and plan.image in self.images:
+            return self.net.pod(plan, ContainerPod, engine=self.engine)
+        if self.venv_notes:  # once, for the first pod that runs the venv
+            self.deviations += self.venv_notes
+            self.venv_notes = []
+        pod = self.net.pod(plan, base_env=self.env, cwd=ROOT)
         if self.as_root is None:  # the first pod tells whether the manifest's user can run it
             check = pod.run(f"python -c {shlex.quote(IMPORTS)}", timeout=180)
             self.as_root = check.returncode != 0

@@ -26,6 +26,9 @@ WGET = "wget --tries 1 -T {timeout} -q -O- http://localhost:{port}/{path} | grep
 UNIFIED_HEALTH_CHECK_SINCE = (2, 53, 0)  # supportsUnifiedHealthCheck
 # `ray start` flags that take an explicit true/false (convertParamMap's specialParameterOptions).
 EXPLICIT_BOOLEANS = {"log-color", "include-dashboard", "include-log-monitor"}
+# GetContainerCommand: Ray containers run `/bin/bash -c -- <script>` (`-cl` only with the
+# operator's ENABLE_LOGIN_SHELL), the RayJob submitter `-ce`.
+RAY_SHELL, SUBMITTER_SHELL = ("bash", "-c", "--"), ("bash", "-ce", "--")
 # Fields of a group or its container this module does not model: refused rather than ignored.
 UNMODELLED = {"group": {"resources", "labels", "numOfHosts", "suspend"},
               "container": {"command", "args"}}
@@ -55,6 +58,9 @@ class PodPlan:
     security: dict = field(default_factory=dict)   # pod securityContext merged with the container's
     mounts: dict[str, str] = field(default_factory=dict)  # mountPath -> claimName
     shm_bytes: int | None = None        # /dev/shm emptyDir (medium Memory), sized to the limit
+    image: str = ""                     # the container's image
+    shell: tuple[str, ...] = RAY_SHELL  # the container's `command`, `args` being [command]
+    limits: dict[str, str] = field(default_factory=dict)  # the container's resources.limits
 
 
 def quantity(text) -> Fraction:
@@ -176,7 +182,8 @@ def pod_plan(doc: dict, group: str, pod_name: str, cluster_name: str, token: str
         command=f"{ULIMIT}; {start}", env=env, readiness=readiness(doc, head, params, box),
         probe_timeout_s=READINESS["head_timeout_s" if head else "timeout_s"], labels=labels,
         security={**pod_security, **box.get("securityContext", {})}, mounts=mounts,
-        shm_bytes=quantity_value(limit) if limit and "plasma-directory" not in params else None)
+        shm_bytes=quantity_value(limit) if limit and "plasma-directory" not in params else None,
+        image=box.get("image", ""), limits=dict(box.get("resources", {}).get("limits", {})))
 
 
 def setup_env(doc: dict, group: str, pod_name: str, cluster_name: str, start: str) -> dict:
@@ -265,4 +272,6 @@ def submitter_plan(job: dict, pod_name: str, cluster_name: str, token: str | Non
                    readiness=[], probe_timeout_s=0,
                    labels=dict(template.get("metadata", {}).get("labels", {})),
                    security={**template["spec"].get("securityContext", {}),
-                             **box.get("securityContext", {})})
+                             **box.get("securityContext", {})},
+                   image=box.get("image", ""), shell=SUBMITTER_SHELL,
+                   limits=dict(box.get("resources", {}).get("limits", {})))

@@ -138,9 +138,11 @@ class Network:
             folder.chmod(0o2775)
         return folder
 
-    def pod(self, plan: PodPlan, base_env: dict[str, str], cwd: Path) -> Pod:
+    def pod(self, plan: PodPlan, kind: type[Pod] | None = None, **kwargs) -> Pod:
+        """A new pod of `kind` (a process in the namespace by default; containers.ContainerPod
+        runs the image), with the next address."""
         index, self._next = self._next, self._next + 1
-        pod = Pod(self, plan, index, base_env, cwd)
+        pod = (kind or Pod)(self, plan, index, **kwargs)
         self.pods.append(pod)
         return pod
 
@@ -168,9 +170,9 @@ class Pod:
         # host does not forward, so nothing leaves the bridge.
         ip("-n", self.ns, "route", "add", "default", "dev", "eth0")
         (NETNS_ETC / self.ns).mkdir(parents=True, exist_ok=True)
-        hosts = {"localhost": "127.0.0.1", plan.name: self.ip, **net.names}
+        self.hosts = {"localhost": "127.0.0.1", plan.name: self.ip, **net.names}
         (NETNS_ETC / self.ns / "hosts").write_text(
-            "".join(f"{addr} {name}\n" for name, addr in hosts.items()))
+            "".join(f"{addr} {name}\n" for name, addr in self.hosts.items()))
         uid, gid = self.user()
         self.tmp.mkdir()
         os.chown(self.tmp, uid, gid)
@@ -199,6 +201,14 @@ class Pod:
     def mounts(self) -> dict[str, str]:
         """{the manifest's mountPath: where this pod sees that claim}."""
         return {path: f"{CLAIMS_IN_POD}/{claim}" for path, claim in self.plan.mounts.items()}
+
+    def on_host(self, path: str) -> Path | None:
+        """Where a path the pod sees on a claim is on this host (None: not on a claim)."""
+        for mount, claim in self.plan.mounts.items():
+            seen = self.mounts()[mount]
+            if path == seen or path.startswith(seen.rstrip("/") + "/"):
+                return self.net.claim(claim, None) / path[len(seen):].lstrip("/")
+        return None
 
     def start(self) -> None:
         """Run the pod's command (`ray start ... --block`) in the background."""

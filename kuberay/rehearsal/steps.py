@@ -9,7 +9,6 @@ import json
 import shlex
 import subprocess
 import time
-from pathlib import Path
 
 import requests
 import yaml
@@ -17,7 +16,7 @@ import yaml
 from kuberay.rehearsal import operator as op
 from kuberay.rehearsal.cluster import DEADLINE_S, Operator, suffix, wait_ready
 from kuberay.rehearsal.dashboard import SERVE_PATH, Dashboard
-from kuberay.rehearsal.pods import CLAIMS_IN_POD, Pod
+from kuberay.rehearsal.pods import Pod
 from kuberay.rehearsal.traffic import Load, Service
 from vision_core import onnx_model
 from vision_core.paths import ROOT
@@ -228,14 +227,13 @@ def ray_job(operator: Operator, job: dict) -> dict:
         submitter.kill()
     info = Dashboard(f"http://{head.ip}:{dashboard_port(job)}", operator.token).job(job_id)
     output = argv[argv.index("--output") + 1]
-    claim = Path(output).relative_to(CLAIMS_IN_POD).parts[0]
-    on_host = operator.net.claim(claim, None) / Path(output).relative_to(
-        f"{CLAIMS_IN_POD}/{claim}")
+    on_host = head.on_host(output)
     result = {**started, "job_id": job_id, "entrypoint": shlex.join(argv),
               "status": info.get("status"), "message": info.get("message"),
               "seconds": round(time.monotonic() - t, 1), "submitter_exit": submitter.proc.poll(),
               "checkpoint": None}
-    if on_host.exists():  # training.train exports it: its metadata is readable without torch
+    # training.train exports it: its metadata is readable without torch
+    if on_host is not None and on_host.exists():
         _, meta = onnx_model.load(on_host)
         result["checkpoint"] = {"path": output, "dataset": meta["dataset"],
                                 "smoke_test": meta["train_config"]["smoke_test"]}

@@ -10,66 +10,21 @@ come from the file's `controller_options`, not from the shell), and `serve statu
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 import yaml
 
-from tests.helpers import free_port, wait_until
+from tests.helpers import BIN, clean_env, free_port, started, wait_until
 from vision_core.paths import ROOT
 from vision_core.serve_config import load, serve_env
 
 pytestmark = pytest.mark.ray  # the session's Serve is moved off the file's HAProxy ports
-BIN = Path(ROOT / ".venv" / "bin")
 CONFIG = load()
 URL = f"http://127.0.0.1:{CONFIG['http_options']['port']}"
 SECOND_TERMINAL_STEP = {"RAY_AUTH_MODE": "token"}  # the README's one documented step
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """A new terminal's environment: nothing of the test session's Ray."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RAY_", "VISION_")) and k != "PYTHONPATH"}
-    return {**env, "PATH": f"{BIN}:{env.get('PATH', '')}", **extra}
-
-
-def in_session(sid: int) -> list[psutil.Process]:
-    """Every process of a session. Ray puts HAProxy in a process group of its own, and it
-    outlives a killed parent, so stopping a process group is not enough."""
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getsid(proc.pid) == sid:
-                found.append(proc)
-    return found
-
-
-@contextlib.contextmanager
-def started(cmd: list[str], log: Path):
-    """Run `cmd` in a session of its own and stop exactly that session afterwards
-    (Ctrl-C first, as a user would; then whatever of the session is left)."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=60)
-        left = in_session(proc.pid)
-        for child in left:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        psutil.wait_procs(left, timeout=30)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
 
 
 def serving(proc: subprocess.Popen, log: Path) -> bool:

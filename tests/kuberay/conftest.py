@@ -70,3 +70,18 @@ def dockerfile() -> list[tuple[str, str]]:
         pending = ""
     return instructions
 
+
+
+@pytest.fixture(scope="session")
+def dockerfile_stages(dockerfile) -> dict[str, list[tuple[str, str]]]:
+    """{stage: every instruction that shapes its image}: its parent stage's, then its own from
+    its FROM on. "" holds what comes before the first FROM (the global ARGs)."""
+    stages, current = {"": []}, ""
+    for keyword, args in dockerfile:
+        if keyword == "FROM":
+            image, _, name = args.partition(" AS ")
+            current = name.strip()
+            stages[current] = [*stages.get(image.strip(), []), (keyword, args)]
+        else:
+            stages[current].append((keyword, args))
+    return stages

@@ -237,9 +237,10 @@ def test_one_ray_version_everywhere(manifests, dockerfile) -> None:
     (pin,) = [re.fullmatch(r"ray\[[a-z,]+\]==([0-9.]+)", d).group(1)
               for d in PYPROJECT["project"]["dependencies"] if d.startswith("ray[")]
     assert ray.__version__ == pin
-    (base,) = [args for keyword, args in dockerfile if keyword == "FROM"]
+    (base,) = [args.split("=", 1)[1] for keyword, args in dockerfile
+               if keyword == "ARG" and args.startswith("BASE_IMAGE=")]
     tag = re.fullmatch(r"rayproject/ray:([0-9.]+)-py(\d)(\d+)-cpu", base)
-    assert tag, f"FROM {base}: pin rayproject/ray:<version>-py<python>-cpu"
+    assert tag, f"ARG BASE_IMAGE={base}: pin rayproject/ray:<version>-py<python>-cpu"
     assert tag.group(1) == pin
     assert f">={tag.group(2)}.{tag.group(3)}" in PYPROJECT["project"]["requires-python"]
     versions = [ray_cluster(doc)["rayVersion"] for docs in manifests.values() for doc in docs
@@ -248,9 +249,11 @@ def test_one_ray_version_everywhere(manifests, dockerfile) -> None:
 
 
 def test_one_image_everywhere(manifests) -> None:
-    """Every pod runs the project image at the project's version, never pulled (minikube)."""
-    image = f"vision-ai:{PYPROJECT['project']['version']}"
+    """Every pod runs the project image at the project's version, never pulled (minikube): the
+    RayJob the `train` target (torch), everything else the `serve` target (Dockerfile)."""
+    version = PYPROJECT["project"]["version"]
     for where, c in containers(manifests):
+        image = f"vision-ai:{version}" + ("-train" if where.startswith("ray-job") else "")
         assert c.get("image", image) == image, where
         assert c.get("imagePullPolicy") == "IfNotPresent", where
 

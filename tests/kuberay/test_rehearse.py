@@ -42,13 +42,34 @@ def report() -> dict:
     return found
 
 
+def test_pods_run_the_images_where_podman_runs_containers(report: dict) -> None:
+    """The RayService's pods run the serve image as containers wherever podman works here (the
+    RayJob's the train image, where one was built); otherwise the report says why, in one line."""
+    from container.build import image_tag
+    from container.engine import find
+
+    runtime, pods = report["runtime"], report["pods"].values()
+    engine, _ = find()
+    if engine is None or engine.name != "podman":
+        assert runtime["engine"] is None
+        assert any(d.startswith("No container runtime (") for d in report["deviations"])
+        assert {p["runs"] for p in pods} == {"venv"}
+        return
+    assert runtime["engine"] == "podman"
+    assert runtime["images"][image_tag("serve")] == "container"
+    ran = {p["runs"] for p in pods}
+    assert {t for t, how in runtime["images"].items() if how == "container"} <= ran
+    assert ("venv" in ran) == ("venv" in runtime["images"].values())
+
+
 def test_every_goal_is_met(report: dict) -> None:
     assert report["ok"] and all(report["checks"].values()), report["checks"]
 
 
 def test_nothing_is_left_behind(report: dict) -> None:
     left = report["left_behind"]
-    assert left == {"namespaces": [], "folders": [], "host_ray_address_file_changed": False}
+    assert left == {"namespaces": [], "folders": [], "containers": [],
+                    "host_ray_address_file_changed": False}
 
 
 def test_the_serve_config_deploys_and_the_dashboard_wants_the_token(report: dict) -> None:
