@@ -9,6 +9,7 @@ benchmarks all build the service through this function.
 from ray.serve import Application
 
 from serve_app.classifier import Classifier
+from serve_app.feedback import Feedback
 from serve_app.ingress import Ingress
 from serve_app.preprocess import Preprocess
 from serve_app.rollout import Rollout
@@ -17,8 +18,8 @@ from serve_app.store import CANDIDATE, STABLE
 
 
 def build_app(args: AppArgs) -> Application:
-    """Ingress(Preprocess, per model a stable and a candidate Classifier, Rollout): one
-    Classifier class, bound per model and per role."""
+    """Ingress(Preprocess, per model a stable and a candidate Classifier, Rollout, Feedback):
+    one Classifier class, bound per model and per role."""
 
     def classifier(name: str, checkpoint: str | None, role: str):
         deployment = f"Classifier_{name}" + ("" if role == STABLE else f"_{role}")
@@ -30,5 +31,6 @@ def build_app(args: AppArgs) -> Application:
     candidates = {name: classifier(name, None, CANDIDATE) for name in args.models}
     rollout = Rollout.bind({name: spec.checkpoint for name, spec in args.models.items()},
                            candidates)
+    feedback = Feedback.bind(args.feedback.model_dump(), list(args.models))
     return Ingress.bind(Preprocess.bind(args.max_image_pixels), stable, candidates, rollout,
-                        args.model_dump())
+                        feedback, args.model_dump())

@@ -33,6 +33,7 @@ class ApiError(Exception):
     status: int
     code: str
     message: str
+    retry_after: int = 1  # seconds, sent as Retry-After with 429 and 503
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
@@ -86,7 +87,7 @@ def install_handlers(app, on_reject=None) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request, err: ApiError):
-        headers = {"Retry-After": "1"} if err.status in (429, 503) else None
+        headers = {"Retry-After": str(err.retry_after)} if err.status in (429, 503) else None
         if err.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         return reply(request, err, headers)

@@ -24,8 +24,9 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter
 
-from serve_app import imaging, oip_routes
+from serve_app import feedback_routes, imaging, oip_routes
 from serve_app.errors import ApiError, install_handlers
+from serve_app.limits import PerClient
 from serve_app.parsing import parse
 from serve_app.routing import CLIENT_KEY_HEADER, Router, keys_of
 from serve_app.schemas import (
@@ -71,8 +72,10 @@ def _rejected() -> Counter:
 
 
 install_handlers(app, on_reject=lambda code: _rejected().inc(tags={"reason": code}))
-# Included at import, before @serve.ingress takes the app over.
+# Included at import, before @serve.ingress takes the app over. /feedback before /{model}, which
+# would otherwise take "feedback" for a model name.
 app.include_router(oip_routes.router)
+app.include_router(feedback_routes.router)
 
 
 async def call(response):
@@ -120,12 +123,14 @@ class Ingress:
 
     def __init__(self, preprocess: DeploymentHandle, classifiers: dict[str, DeploymentHandle],
                  candidates: dict[str, DeploymentHandle], rollout: DeploymentHandle | None,
-                 args: dict):
+                 feedback: DeploymentHandle | None, args: dict):
         self.args = AppArgs.model_validate(args)
         self.pre = preprocess
         self.classifiers = classifiers
         self.candidates = candidates
         self.router = Router(rollout)
+        self.feedback = feedback
+        self.feedback_limit = PerClient(self.args.feedback.per_client_per_minute)
         self._styles: dict[str, str] = {}  # model -> preprocessing style, from its checkpoint
         app.state.models = set(classifiers)  # for the 404-vs-405 decision in errors.py
         app.state.ingress = self  # for the OIP router's routes
@@ -184,6 +189,13 @@ class Ingress:
             tried = await self._answer(model, STABLE, pixels[picked])
         return _merge(len(pixels), [(np.flatnonzero(picked), tried), (rest, stable)])
 
+    async def store_feedback(self, model: str, version: str, predicted: str, label: str,
+                             pixels: np.ndarray) -> tuple[int, bool]:
+        """(id, created) from the feedback store's one writer (feedback.py)."""
+        if self.feedback is None:
+            raise ApiError(404, "not_found", "this app keeps no feedback")
+        return await call(self.feedback.add.remote(model, version, predicted, label, pixels))
+
     async def _try_candidate(self, model: str, pixels: np.ndarray, timeout: float
                              ) -> dict | None:
         try:
@@ -214,7 +226,7 @@ class Ingress:
             if out is None:  # a candidate replica that serves no version (yet)
                 raise NotServing(model)
             self.router.answered(model, role, len(chunk), int((~out["accepted"]).sum()),
-                                 (time.perf_counter() - start) * 1000)
+                                 (time.perf_counter() - start) * 1000, out["version"])
             return out
 
         parts = await asyncio.gather(*(one(pixels[i:i + step])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
@@ -39,19 +39,27 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
 
 
-def from_json(body: bytes, query_flag: bool, max_images: int) -> Images:
+def validated(model: type[BaseModel], doc, expected: str):
+    """`doc` as `model`, or a 422 naming the first problem and what was expected."""
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
-        raise ApiError(422, "invalid_json", "the body is not valid JSON") from None
-    try:
-        req = PredictRequest.model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise ApiError(422, "invalid_request",
-                       f"{where}: {first['msg']} (expected {{\"base64\": \"<image>\"}} "
-                       f"or {{\"base64\": [\"<image>\", ...]}})") from None
+                       f"{where}: {first['msg']} (expected {expected})") from None
+
+
+def json_of(body: bytes):
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
+        raise ApiError(422, "invalid_json", "the body is not valid JSON") from None
+
+
+def from_json(body: bytes, query_flag: bool, max_images: int) -> Images:
+    doc = json_of(body)
+    req = validated(PredictRequest, doc, '{"base64": "<image>"} or {"base64": ["<image>", ...]}')
     many = isinstance(req.base64, list)
     texts = req.base64 if many else [req.base64]
     check_count(len(texts), max_images)  # before decoding anything

@@ -49,6 +49,7 @@ class Router:
         self._plan_at = 0.0
         self._signals: dict[str, dict[str, Signals]] = defaultdict(lambda: defaultdict(Signals))
         self._task: asyncio.Task | None = None
+        self._versions: dict[tuple[str, str], str] = {}  # (model, role) -> the version it served
         self._first: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -97,8 +98,18 @@ class Router:
             return np.zeros(len(keys), bool)
         return np.array([draw(k, plan["candidate"]) < plan["traffic"] for k in keys], bool)
 
-    def answered(self, model: str, role: str, images: int, declined: int, ms: float) -> None:
+    def answered(self, model: str, role: str, images: int, declined: int, ms: float,
+                 version: str) -> None:
         self._signals[model][role].record_call(images, declined, ms)
+        self._versions[(model, role)] = version
+
+    def feedback(self, model: str, version: str, right: bool) -> None:
+        """A user's verdict on an answer counts for the version that gave it, if that version
+        is one side of the model's rollout now."""
+        for role in ("stable", "candidate"):
+            if self._versions.get((model, role)) == version:
+                self._signals[model][role].feedback += 1
+                self._signals[model][role].feedback_right += int(right)
 
     def failed(self, model: str, role: str, images: int) -> None:
         self._signals[model][role].errors += images

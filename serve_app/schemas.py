@@ -71,6 +71,27 @@ class ClassifyResponse(BaseModel):
     predictions: list[ClassifyPrediction]
 
 
+class FeedbackRequest(BaseModel):
+    """A user's correction of one answer: the image as it was sent to /{model}, the answer's
+    model, version and label, and the right label (or "out_of_domain")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base64: str = Field(description="the image, as sent to /{model} (a data: URL is accepted)")
+    model: str = Field(description="the model that answered, e.g. mnist")
+    model_version: str = Field(pattern="^[0-9a-f]{12}$",
+                               description="the answer's model_version")
+    predicted_label: str = Field(description="the label the answer gave")
+    label: str = Field(description="the right label, one of the model's labels, or "
+                                   "\"out_of_domain\": not a digit (or not a garment) at all")
+
+
+class FeedbackResponse(BaseModel):
+    id: int = Field(description="the stored record's id")
+    stored: bool = Field(description="false when the same image, model and label was already "
+                                     "stored: this is that record (HTTP 200, not 201)")
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -140,6 +161,9 @@ class OipErrorResponse(BaseModel):
 # ---- OpenAPI text for what FastAPI cannot infer: bodies read by hand, error answers ----------
 
 REST_ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 415, 422, 429, 503)}
+FEEDBACK_RESPONSES = {200: {"model": FeedbackResponse,
+                            "description": "already stored: the existing record"},
+                      **REST_ERRORS}
 OIP_ERRORS = {s: {"model": OipErrorResponse} for s in (400, 401, 404, 413, 429, 503)}
 
 # The predict routes read their body themselves (JSON or multipart, size-limited while

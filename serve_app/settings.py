@@ -25,6 +25,22 @@ class ModelSpec(BaseModel):
     checkpoint: str
 
 
+class FeedbackSettings(BaseModel):
+    """Where users' corrections are kept (vision_core/feedback.py) and how often a client may
+    send one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sqlite_path: str = Field("var/feedback.sqlite3", description="the SQLite file (relative: "
+                                                                 "the project's), the default")
+    database_url_env: str = Field(
+        "VISION_FEEDBACK_DB_URL", description="a variable that, when set, holds the database "
+                                              "URL to use instead (PostgreSQL)")
+    per_client_per_minute: int = Field(
+        30, ge=1, description="corrections a client (X-Client-Key, else its address) may send "
+                              "a minute, per ingress replica; more get 429")
+
+
 class AppArgs(BaseModel):
     """Unknown keys are an error, not silently ignored."""
 
@@ -41,6 +57,7 @@ class AppArgs(BaseModel):
     chunk_size: int = Field(64, ge=1)
     api_key_env: str = "VISION_API_KEY"
     classifier_threads: int = Field(1, ge=1)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
 
 class ClassifierConfig(BaseModel):

@@ -6,12 +6,15 @@ Plain helper functions live in tests/helpers.py; fixtures only here.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
     TEST_KEY,
     TEST_KEY_ENV,
+    PostgresServer,
     answers_200,
     deploy,
     free_port,
@@ -55,3 +58,16 @@ def serve_url(base_config) -> str:
     url = f"http://127.0.0.1:{base_config['http_options']['port']}"
     wait_until(lambda: answers_200(url + "/healthz"), 60, what="/healthz")
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A real PostgreSQL server for the session, started here and stopped after. Its folder is
+    under /tmp itself: pytest's own temporary folders are private to root, and the server runs
+    as the `postgres` user."""
+    try:
+        server = PostgresServer(Path(tempfile.mkdtemp(prefix="vision-postgres-")))
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    yield server.url
+    server.stop()

@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import zlib
@@ -48,9 +49,19 @@ def free_port() -> int:
 
 
 def serve_config_on(port: int) -> dict:
-    """config/serve.yaml as deployed by `serve run`, moved to a free port for the tests."""
+    """config/serve.yaml as deployed by `serve run`, moved to a free port for the tests, with
+    its feedback store in a folder of the test session's own (not the project's var/)."""
     # A shorter end-to-end timeout keeps the 408 test quick; nothing else comes near it.
-    return for_host(load(), "127.0.0.1", port=port, request_timeout_s=10)
+    config = for_host(load(), "127.0.0.1", port=port, request_timeout_s=10)
+    folder = Path(tempfile.mkdtemp(prefix="vision-feedback-"))
+    config["applications"][0]["args"]["feedback"]["sqlite_path"] = str(folder / "vision.sqlite3")
+    return config
+
+
+def feedback_db(config: dict, app: str = "vision") -> str:
+    """The SQLite file an app of `config` (or an ExtraApp of it, by name) keeps feedback in."""
+    path = Path(config["applications"][0]["args"]["feedback"]["sqlite_path"])
+    return str(path if app == "vision" else path.with_name(f"{app}.sqlite3"))
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.5, what: str = "condition",
@@ -133,7 +144,11 @@ class ExtraApp:
     def update(self, deployments: dict[str, dict]) -> None:
         app = copy.deepcopy(self.base["applications"][0])
         app.update(name=self.name, route_prefix=f"/{self.name}")
-        app["args"].update(self.args)
+        for key, value in self.args.items():  # a dict setting merges into the file's
+            merged = isinstance(value, dict) and isinstance(app["args"].get(key), dict)
+            app["args"][key] = {**app["args"][key], **value} if merged else value
+        # A store of its own: two copies of the app must not write one SQLite file.
+        app["args"]["feedback"]["sqlite_path"] = feedback_db(self.base, self.name)
         for dep in app["deployments"]:
             for key, value in deployments.get(dep["name"], {}).items():
                 merged = {**dep.get(key), **value} if isinstance(value, dict) else value
@@ -468,3 +483,46 @@ def started(cmd: list[str], log: Path):
         psutil.wait_procs(left, timeout=30)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
+
+
+class PostgresServer:
+    """A real PostgreSQL server from Debian's package, in a folder of its own, on loopback and a
+    free port; `stop()` ends it (by its own pg_ctl) and removes the folder. As root, it runs as
+    the package's `postgres` user: initdb refuses to run as root."""
+
+    def __init__(self, folder: Path):
+        import glob
+        import os
+        import pwd
+        import shutil
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise FileNotFoundError("PostgreSQL not found: apt-get install postgresql "
+                                    "(.ci/run does)")
+        self.bin = Path(found[-1]).parent
+        self.folder, self.port = folder, free_port()
+        self._as = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.chown(folder, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        data = folder / "data"
+        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self._run("pg_ctl", "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
+                  f"-p {self.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on",
+                  "start")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as, str(self.bin / tool), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -23,8 +23,9 @@ ALLOWED = {
     "container": set(),  # `make image` runs before any venv: the standard library (and PyYAML)
     "benchmarks": {"vision_core", "serve_app", "training"},
 }
-# The core is small: the standard library, numpy, Pillow and PyYAML (ONNX Runtime in its loader).
-CORE_THIRD_PARTY = {"numpy", "PIL", "yaml", "onnxruntime"}
+# The core is small: the standard library, numpy, Pillow and PyYAML; ONNX Runtime in its loader,
+# SQLAlchemy and Alembic in the feedback store that both sides use.
+CORE_THIRD_PARTY = {"numpy", "PIL", "yaml", "onnxruntime", "sqlalchemy", "alembic"}
 
 
 def imports(package: str) -> dict[str, set[str]]:

@@ -1,4 +1,5 @@
-"""Command-line client: `vision-ai predict FILE|DIR... [--model mnist|fmnist|auto] [--json]`.
+"""Command-line client: `vision-ai predict FILE|DIR... [--model mnist|fmnist|auto] [--json]`,
+`vision-ai feedback FILE --label L`, `vision-ai models|health`, `vision-ai rollout status`.
 
 One request per file (progress and errors per file), sent by a few threads over one Session.
 Exit codes: 0 all classified, 1 some files failed, 2 usage error or service unusable.
@@ -7,8 +8,12 @@ Exit codes: 0 all classified, 1 some files failed, 2 usage error or service unus
 from __future__ import annotations
 
 import argparse
+import base64
+import getpass
+import hashlib
 import json
 import os
+import socket
 import sys
 import time
 from collections import Counter
@@ -267,6 +272,44 @@ def cmd_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def client_key() -> str:
+    """Sent as X-Client-Key: $VISION_CLIENT_KEY, else a stable key for this user on this host
+    (no name in it). The service limits corrections per client, and a rollout shows a client
+    one version throughout."""
+    mine = f"{getpass.getuser()}@{socket.gethostname()}"
+    return os.environ.get("VISION_CLIENT_KEY") or hashlib.sha256(mine.encode()).hexdigest()[:16]
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """`feedback FILE --label L`: the service classifies FILE as it would, then is told the
+    right label (or out_of_domain: not of the model's kind) for that very answer."""
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as err:
+        raise Fatal(f"cannot read {args.file}: {err.strerror or err}") from None
+    session = _session(args.api_key)
+    session.headers["X-Client-Key"] = client_key()
+    image = base64.b64encode(data).decode("ascii")
+    resp = send(session, "POST", f"{args.url}/{args.model}", args.timeout, json={"base64": image})
+    if resp.ok:
+        answer = _json(resp, "label", "model_version")
+        resp = send(session, "POST", args.url + "/feedback", args.timeout, json={
+            "base64": image, "model": args.model, "model_version": answer["model_version"],
+            "predicted_label": answer["label"], "label": args.label})
+    if not resp.ok:
+        error = _error(resp)
+        print(f"error: {error['message']} ({error['code']})", file=sys.stderr)
+        return 1
+    stored = _json(resp, "id", "stored")
+    said = f"the model ({args.model} {answer['model_version']}) said {answer['label']!r}, " \
+           f"you said {args.label!r}"
+    print(f"recorded as #{stored['id']}: {said}" if stored["stored"]
+          else f"already recorded as #{stored['id']}: {said}")
+    if args.json:
+        print(json.dumps({**stored, "answer": answer, "label": args.label}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default="http://localhost:8000", help="service base URL")
@@ -288,6 +331,13 @@ def parser() -> argparse.ArgumentParser:
     roll = sub.add_parser("rollout", parents=[common],
                           help="each model's rollout: candidate, share, window and steps")
     roll.add_argument("action", choices=["status"], help="status: show it")
+    fix = sub.add_parser("feedback", parents=[common],
+                         help="tell the service the right label for an image it got wrong")
+    fix.add_argument("file", metavar="FILE", help="the image")
+    fix.add_argument("--label", required=True,
+                     help="the right label (e.g. 7, Sneaker), or out_of_domain: not of the "
+                          "model's kind at all")
+    fix.add_argument("--model", default="mnist", help="mnist (digits) or fmnist (clothing)")
     return top
 
 
@@ -299,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "concurrency", 1) < 1:
         parser().error("--concurrency must be at least 1")
     try:
-        return cmd_predict(args) if args.command == "predict" else cmd_get(args)
+        commands = {"predict": cmd_predict, "feedback": cmd_feedback}
+        return commands.get(args.command, cmd_get)(args)
     except Fatal as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,25 @@ const INK = 22; // stroke width on the 280px pad: about 2 px at 28x28, like MNIS
 let source = null;  // what Classify sends: {kind: "pad"} or {kind: "file", name, base64}
 let models = {};    // name -> {labels, version, test_accuracy}, from GET /models
 let last = null;    // the previous pointer position while a stroke is being drawn
+let answered = null; // what "Wrong? Tell us" corrects: {model, model_version, label, base64}
+
+// One random key per browser, sent as X-Client-Key: a rollout shows this browser one version
+// throughout, and the service limits corrections per client.
+function clientKey() {
+  let key = localStorage.getItem("vision-client-key");
+  if (!key) {
+    key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    localStorage.setItem("vision-client-key", key);
+  }
+  return key;
+}
+
+function headers() {
+  const h = {"Content-Type": "application/json", Accept: "application/json", "X-Client-Key": clientKey()};
+  const key = $("key").value.trim();
+  if (key) h.Authorization = `Bearer ${key}`;
+  return h;
+}
 
 function model() {
   return document.querySelector('input[name="model"]:checked').value;
@@ -157,16 +176,14 @@ async function classify(e) {
   e.preventDefault();
   if (!source) return showError("Draw something on the pad or choose an image first.");
   const name = model();
-  const headers = {"Content-Type": "application/json", Accept: "application/json"};
-  const key = $("key").value.trim();
-  if (key) headers.Authorization = `Bearer ${key}`;
   const button = $("classify");
   button.disabled = true;
   $("results").setAttribute("aria-busy", "true");
   try {
     const t0 = performance.now();
-    const resp = await fetch(`/${name}`, {method: "POST", headers,
-      body: JSON.stringify({base64: payload(), return_image: true})});
+    const base64 = payload();
+    const resp = await fetch(`/${name}`, {method: "POST", headers: headers(),
+      body: JSON.stringify({base64, return_image: true})});
     const data = await resp.json().catch(() => ({}));
     const ms = performance.now() - t0;  // the whole round trip, JSON parsing included
     if (!resp.ok) {
@@ -175,6 +192,7 @@ async function classify(e) {
       return;
     }
     render(name, data, ms);
+    offerFix(name === "classify" ? data.model : name, data, base64);
   } catch (err) {
     showError(`The server could not be reached (${err.message}).`);
   } finally {
@@ -220,6 +238,42 @@ function bar(label, p, i, top) {
   return li;
 }
 
+// ---- Wrong? Tell us: POST /feedback with the image, the answer and the right label ----
+
+const NOT_OF_KIND = {digit: "Not a digit at all", clothing: "Not clothing at all"};
+
+function offerFix(name, data, base64) {
+  // A /classify answer that no model took has no model to correct: pick Digits or Clothes.
+  answered = name ? {model: name, model_version: data.model_version, label: data.label, base64} : null;
+  $("fix-box").hidden = !answered;
+  $("fix-box").open = false;
+  $("fix-status").textContent = "";
+  if (!answered) return;
+  const options = (models[name]?.labels ?? []).map((label) => new Option(label, label));
+  options.push(new Option(NOT_OF_KIND[models[name]?.style] ?? "Not of this kind", "out_of_domain"));
+  $("fix-label").replaceChildren(...options);
+}
+
+async function sendFix(e) {
+  e.preventDefault();
+  if (!answered) return;
+  $("fix-send").disabled = true;
+  try {
+    const resp = await fetch("/feedback", {method: "POST", headers: headers(), body: JSON.stringify({
+      base64: answered.base64, model: answered.model, model_version: answered.model_version,
+      predicted_label: answered.label, label: $("fix-label").value})});
+    const data = await resp.json().catch(() => ({}));
+    $("fix-status").textContent = resp.ok
+      ? `Thank you: recorded as #${data.id}${data.stored ? "" : " (we had it already)"}.`
+      : (data.error?.message || `The server answered ${resp.status}.`);
+  } catch (err) {
+    $("fix-status").textContent = `The server could not be reached (${err.message}).`;
+  } finally {
+    $("fix-send").disabled = false;
+  }
+}
+
+$("fix").addEventListener("submit", sendFix);
 $("form").addEventListener("submit", classify);
 clearPad();
 loadModels();

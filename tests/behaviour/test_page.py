@@ -198,3 +198,21 @@ def test_the_model_panel_says_when_a_new_version_is_being_tried(browser, serve_u
     page.wait_for_function("document.getElementById('model-info').textContent.includes('0123')")
     assert "A new version, 0123456789ab, answers 10% of requests" in info.text_content()
     context.close()
+
+
+def test_wrong_tell_us_records_the_right_label(page, serve_url, traffic):
+    """Every answer offers "Wrong? Tell us" with the model's classes; sending one stores it."""
+    draw_stroke(page)
+    page.get_by_role("button", name="Classify").click()
+    wait_for_answer(page)
+    page.get_by_test_id("fix-box").locator("summary").click()
+    picker = page.get_by_test_id("fix-label")
+    options = picker.locator("option").all_inner_texts()
+    assert options[:10] == [str(i) for i in range(10)] and options[10] == "Not a digit at all"
+    said = page.get_by_test_id("label").inner_text().strip()
+    picker.select_option("3" if said != "3" else "4")
+    page.get_by_role("button", name="Send").click()
+    status = page.get_by_test_id("fix-status")
+    page.wait_for_function("document.querySelector('[data-testid=fix-status]').textContent")
+    assert re.fullmatch(r"Thank you: recorded as #\d+\.", status.inner_text()), status.inner_text()
+    check_clean(traffic, serve_url)

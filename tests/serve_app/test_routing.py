@@ -62,10 +62,15 @@ def test_no_candidate_without_a_fresh_plan(monkeypatch) -> None:
 
 def test_signals_are_kept_per_model_and_role() -> None:
     router = router_with(CANARY)
-    router.answered("mnist", "candidate", images=4, declined=1, ms=3.0)
+    router.answered("mnist", "candidate", images=4, declined=1, ms=3.0, version="c" * 12)
     router.failed("mnist", "candidate", images=2)
-    router.answered("mnist", "stable", images=8, declined=0, ms=2.0)
+    router.answered("mnist", "stable", images=8, declined=0, ms=2.0, version="s" * 12)
+    router.feedback("mnist", "c" * 12, right=False)  # a verdict on the candidate's answer
+    router.feedback("mnist", "s" * 12, right=True)
+    router.feedback("mnist", "o" * 12, right=True)  # an older version: neither side
     got = router._signals["mnist"]
     assert (got["candidate"].answered, got["candidate"].errors, got["candidate"].declined) == \
         (4, 2, 1)
     assert got["stable"].answered == 8 and sum(got["stable"].latency.values()) == 1
+    assert (got["candidate"].feedback, got["candidate"].feedback_right) == (1, 0)
+    assert (got["stable"].feedback, got["stable"].feedback_right) == (1, 1)

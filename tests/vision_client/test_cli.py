@@ -229,6 +229,22 @@ def test_a_rollout_in_text():
     assert "gate_passed: gate passed: 93.40% right" in text.splitlines()[-1]
 
 
+def test_feedback_classifies_then_records_the_right_label(capsys, serve_url, tmp_path):
+    image, truth = golden("mnist")[0]
+    code, out, err = run(capsys, "feedback", str(image), "--label", str((truth + 1) % 10),
+                         "--url", serve_url, "--json")
+    assert code == 0, err
+    assert out.startswith("recorded as #") and "the model (mnist " in out
+    record = json.loads(out.splitlines()[-1])
+    assert record["stored"] and record["answer"]["label"] == str(truth)
+    code, out, _ = run(capsys, "feedback", str(image), "--label", str((truth + 1) % 10),
+                       "--url", serve_url)
+    assert code == 0 and out.startswith(f"already recorded as #{record['id']}")
+    code, out, err = run(capsys, "feedback", str(image), "--label", "eleven", "--url", serve_url)
+    assert code == 1 and out == ""
+    one_error_line(err, "label is not one of mnist's labels")
+
+
 def test_health_and_models(capsys, serve_url):
     code, out, _ = run(capsys, "health", "--url", serve_url)
     assert code == 0 and out.startswith("ok: ") and "mnist" in out and "fmnist" in out
