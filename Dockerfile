@@ -70,6 +70,11 @@ RUN python -m compileall -q vision_core serve_app
 # every other copy (vision_core/serve_config.py); only http_options.host differs.
 RUN python -m vision_core.serve_config --host 0.0.0.0 config/serve.container.yaml
 
+# The one folder the service writes: the feedback store's SQLite file (config/serve.yaml,
+# feedback.sqlite_path). A volume, so corrections outlive the container; owned by `ray`.
+RUN mkdir -p var && chown 1000:100 var
+VOLUME /home/ray/app/var
+
 # ---- train: the RayJob's image: the app plus torch (CPU build) and the rest of training's needs
 FROM base AS train
 

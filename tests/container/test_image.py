@@ -44,7 +44,16 @@ print(json.dumps(out))
 WRITABLE = """
 import json, os, sys
 app = sys.argv[1]
-writable = [os.path.join(d, n) for d, dirs, files in os.walk(app) for n in ["", *dirs, *files]
+data = os.path.join(app, "var")  # the one folder the service writes (the feedback store)
+
+
+def walk(top):
+    for d, dirs, files in os.walk(top):
+        dirs[:] = [x for x in dirs if os.path.join(d, x) != data]
+        yield d, dirs, files
+
+
+writable = [os.path.join(d, n) for d, dirs, files in walk(app) for n in ["", *dirs, *files]
             if os.access(os.path.join(d, n), os.W_OK)]
 try:
     open(os.path.join(app, "models", "new.pt"), "wb").close()
@@ -53,7 +62,8 @@ except OSError as err:
     created = type(err).__name__
 print(json.dumps({"writable": writable, "create_in_models": created,
                   "owners": sorted({os.stat(os.path.join(d, n)).st_uid
-                                    for d, _, files in os.walk(app) for n in files})}))
+                                    for d, _, files in walk(app) for n in files}),
+                  "data_writable": os.access(data, os.W_OK), "data": sorted(os.listdir(data))}))
 """
 SHA256 = """
 import hashlib, json, os, sys
@@ -131,10 +141,12 @@ def test_every_process_runs_as_uid_1000(container) -> None:
         p for p in processes if p["uids"] != [1000]]
 
 
-def test_code_config_and_models_are_read_only_for_the_service(container) -> None:
+def test_code_config_and_models_are_read_only_and_var_is_the_services(container) -> None:
     found = json.loads(container.python(WRITABLE, APP))
     assert found["writable"] == [] and found["create_in_models"] == "PermissionError", found
     assert found["owners"] == [0]
+    # var/ alone is the service's: the feedback store was created there at start-up.
+    assert found["data_writable"] and "feedback.sqlite3" in found["data"], found
 
 
 def test_sudo_grants_nothing(container) -> None:
