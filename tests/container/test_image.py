@@ -68,8 +68,10 @@ print(json.dumps({"writable": writable, "create_in_models": created,
 SHA256 = """
 import hashlib, json, os, sys
 folder = sys.argv[1]
+files = sorted(os.path.relpath(os.path.join(d, n), folder)
+               for d, _, names in os.walk(folder) for n in names)
 print(json.dumps({n: hashlib.sha256(open(os.path.join(folder, n), "rb").read()).hexdigest()
-                  for n in sorted(os.listdir(folder))}))
+                  for n in files}))
 """
 
 
@@ -161,8 +163,8 @@ def test_the_image_carries_no_torch(container) -> None:
 
 def test_the_models_are_the_repositorys_and_run_on_onnx_runtime(container) -> None:
     inside = json.loads(container.python(SHA256, f"{APP}/models"))
-    repo = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((ROOT / "models").iterdir())}
+    repo = {str(p.relative_to(ROOT / "models")): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((ROOT / "models").rglob("*")) if p.is_file()}
     assert inside == repo
     http = requests.Session()
     http.trust_env = False
