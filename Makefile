@@ -7,9 +7,11 @@ SHARED    ?= ../shared
 STAMP     := $(VENV)/.installed
 
 .PHONY: install test serve monitor lint data train ood-fit export cards ood realistic bench \
+        retrain feedback-loop gate-sets \
         bench-train clean scan k8s-validate rehearse sync-kuberay image
 
-# Every registered model's checkpoint (vision_core/registry.py, the one list of the models).
+# Every registered model and its checkpoint (vision_core/registry.py, the one list of the models).
+MODEL_NAMES := $(shell $(PY) -c 'from vision_core.registry import MODELS; print(*MODELS)')
 CHECKPOINTS := $(shell $(PY) -c 'from vision_core.registry import MODELS; \
                  print(*(m.checkpoint for m in MODELS.values()))')
 
@@ -97,6 +99,27 @@ export: install
 # evaluation set's figures (training/ood_eval.py), measured in-process.
 cards: install data
 	for c in $(CHECKPOINTS); do $(BIN)/python -m training.evaluate $$c --data-dir $(DATA_DIR) || exit 1; done
+
+# The gate sets a candidate version must pass at load (models/gate/, serve_app/gate.py): 500
+# official test images per model, written once.
+gate-sets: install data
+	$(BIN)/python -m training.gate_set --data-dir $(DATA_DIR)
+
+# Learn from users' corrections (docs/feedback.md): per model, a Ray Train fine-tune of the served
+# checkpoint on its corrections in the feedback store, then the gate. A passing checkpoint goes to
+# models/candidates/ and is declared as the model's candidate in config/serve.yaml, at 10% of its
+# traffic: re-apply the config (serve deploy config/serve.yaml) to roll it out. A model with too
+# few corrections, or a checkpoint the gate rejects (models/rejected/), is said so and skipped.
+retrain: install data
+	for m in $(MODEL_NAMES); do \
+	  $(BIN)/python -m training.retrain $$m --data-dir $(DATA_DIR) --propose 0.1 || echo "retrain $$m: nothing proposed"; \
+	done
+
+# The loop end to end on one service and its Ray cluster, through HTTP (benchmarks/feedback_loop.py):
+# a shifted population, half sent as feedback, retrained, rolled out, measured before and after.
+# Starts its own service on config/serve.yaml's port: stop `make serve` first.
+feedback-loop: install data
+	$(BIN)/python -m benchmarks.feedback_loop --data-dir $(DATA_DIR)
 
 # The same figures through HTTP, as a user sends the images, from a service it starts on
 # config/serve.yaml's port (stop `make serve` first): benchmarks/results/ood.json, which the

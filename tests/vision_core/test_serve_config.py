@@ -20,7 +20,7 @@ def test_anchors_expand_to_every_deployment_and_serve_accepts_the_file() -> None
     by_name = {d["name"]: d for d in deployments}
     assert list(by_name) == ["Ingress", "Preprocess", "Classifier_mnist", "Classifier_fmnist",
                              "Classifier_mnist_candidate", "Classifier_fmnist_candidate",
-                             "Rollout"]
+                             "Feedback", "Rollout"]
     for d in deployments:  # the shared block reached each one
         assert d["health_check_period_s"] == 5 and d["max_queued_requests"] == 256
     for name in ("Ingress", "Preprocess", "Classifier_mnist", "Classifier_fmnist"):
